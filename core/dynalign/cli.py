@@ -1,0 +1,172 @@
+"""The `dynalign` command line. Keep imports light: `dynalign plugins` must start fast."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import click
+import typer
+
+from dynalign.errors import DynalignError
+from dynalign.plugins import get_registry
+from dynalign.registry import KINDS
+
+app = typer.Typer(
+    help="Align a language model to an open-ended value, with no human labels.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+values_app = typer.Typer(help="Inspect installed values.", no_args_is_help=True)
+config_app = typer.Typer(help="Check configs and show their schema.", no_args_is_help=True)
+app.add_typer(values_app, name="values")
+app.add_typer(config_app, name="config")
+_show_traceback = False
+
+
+@app.callback()
+def _main(
+    traceback: Annotated[bool, typer.Option("--traceback", help="Show the full error chain.")] = False,
+) -> None:
+    global _show_traceback
+    _show_traceback = traceback
+
+
+def _echo_json(data: Any) -> None:
+    typer.echo(json.dumps(data, indent=2, default=str))
+
+
+@app.command()
+def plugins(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+    """List installed plugin distributions, their status and components."""
+    infos = [vars(info) for info in sorted(get_registry().plugins.values(), key=lambda i: i.name)]
+    if as_json:
+        _echo_json(infos)
+        return
+    for info in infos:
+        parts = ", ".join(f"{c['kind']}:{c['name']}" for c in info["components"])
+        typer.echo(f"{info['name']} {info['version']} [{info['status']}] {parts}")
+
+
+@app.command()
+def components(
+    kind: Annotated[str | None, typer.Option(help=f"One of {', '.join(KINDS)}.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """List components with their aliases, origin and options schema."""
+    registry = get_registry()
+    if kind is not None and kind.replace("-", "_") not in KINDS:
+        raise DynalignError(f"unknown kind {kind!r}. Choose one of: {', '.join(KINDS)}")
+    rows = []
+    for k in [kind.replace("-", "_")] if kind else KINDS:
+        for entry in registry.entries(k):
+            schema = None if k == "value" else entry.obj.Options.model_json_schema()
+            doc = entry.obj.title if k == "value" else (entry.obj.__doc__ or "").strip().splitlines()[0:1]
+            rows.append(
+                {
+                    "kind": k,
+                    "name": entry.name,
+                    "aliases": list(entry.aliases),
+                    "distribution": entry.distribution,
+                    "summary": doc if isinstance(doc, str) else " ".join(doc),
+                    "options": schema,
+                }
+            )
+    if as_json:
+        _echo_json(rows)
+        return
+    for row in rows:
+        aliases = f" (aliases: {', '.join(row['aliases'])})" if row["aliases"] else ""
+        typer.echo(f"{row['kind']:<16} {row['name']}{aliases} — {row['summary']} [{row['distribution']}]")
+        for option, spec in ((row["options"] or {}).get("properties") or {}).items():
+            default = f" = {spec['default']!r}" if "default" in spec else ""
+            typer.echo(f"{'':<18}{option}{default}")
+
+
+@values_app.command("show")
+def values_show(name: str, as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+    """Show a value's definition, pillars and rubric."""
+    spec = get_registry().get("value", name).obj
+    if as_json:
+        _echo_json(spec.model_dump())
+        return
+    typer.echo(f"{spec.title} ({spec.name})\n\n{spec.definition.strip()}\n\nPillars:\n{spec.pillars_text()}")
+    typer.echo(f"\nRubric:\n{spec.rubric_text()}\n\nSystem prompt:\n{spec.system_prompt.strip()}")
+    typer.echo(
+        f"\n{len(spec.seed_themes)} seed themes, {len(spec.calibration)} calibration pairs, "
+        f"{len(spec.prompts)} bundled prompts"
+    )
+
+
+@config_app.command("check")
+def config_check(path: Path) -> None:
+    """Validate a config: its shape, every component's options, and the optimizer's settings."""
+    from dynalign.config import load_config
+    from dynalign.stack import resolve
+
+    config = load_config(path)
+    stack = resolve(config, source=str(path))
+    stack.optimizer.check(stack.policy, stack.value)
+    rewarders = ", ".join(f"{r.name}x{r.weight:g}" for r in config.rewarders)
+    typer.echo(
+        f"ok: value={stack.value.name} policy={config.policy.backend} prompts={config.prompts.generator} "
+        f"rewarders=[{rewarders}] optimizer={config.optimizer.name}"
+    )
+
+
+@config_app.command("schema")
+def config_schema() -> None:
+    """Print the JSON schema of a run config."""
+    from dynalign.config import RunConfig
+
+    _echo_json(RunConfig.model_json_schema())
+
+
+@app.command("run")
+def run_command(
+    config: Annotated[Path | None, typer.Argument(help="Config file; none runs the default CA stack.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Run directory (default runs/<config name>).")] = None,
+    resume: Annotated[bool, typer.Option(help="Continue a stopped run in --out.")] = False,
+) -> None:
+    """Run a config: prompts, rounds of training, results in a run directory."""
+    from dynalign.config import load_config
+    from dynalign.loop import run
+
+    run(load_config(config), source=str(config) if config else None, out=out, resume=resume, say=typer.echo)
+
+
+def _add_plugin_commands() -> None:
+    for command, name in get_registry().commands:
+        if isinstance(command, typer.Typer):
+            app.add_typer(command, name=name)
+        else:
+            app.command(name=name)(command)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: run the CLI; a DynalignError becomes one line on stderr and a non-zero exit."""
+    args = sys.argv[1:] if argv is None else argv
+    try:
+        _add_plugin_commands()
+        app(args=args, prog_name="dynalign", standalone_mode=False)
+    except DynalignError as exc:
+        if _show_traceback or "--traceback" in args:
+            raise
+        typer.echo(f"error: {exc}", err=True)
+        return exc.exit_code
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except click.exceptions.Abort:
+        typer.echo("aborted", err=True)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,131 @@
+"""Run configuration: a TOML file, checked in two phases.
+
+Phase 1 (`load_config`) checks the file's shape; `DYNALIGN_*` environment variables override
+keys (nested with `__`, e.g. `DYNALIGN_OPTIMIZER__OPTIONS__NUM_GENERATIONS=4`). Phase 2
+(`resolve` in dynalign.stack) looks each named component up and validates its `options`
+against the component's own `Options` model. Secrets are never values: options name the
+environment variable that holds them (`api_key_env = "OPENAI_API_KEY"`).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import tomllib
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from dynalign.errors import ConfigError
+
+DEFAULT_POLICY = "embedded:smollm2-135m-instruct"
+SECRET_KEY = re.compile(r"(api_?key|token|secret|password)$", re.IGNORECASE)
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ModelRef(_Section):
+    """A model backend by name plus its options (the policy, a judge, an agent...)."""
+
+    backend: str = "hf"
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class PromptsRef(_Section):
+    """The prompt source by name plus its options."""
+
+    generator: str = "file"
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class ComponentRef(_Section):
+    """A component by name plus its options."""
+
+    name: str
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class RewarderRef(ComponentRef):
+    """A rewarder with the weight of its score in the total reward."""
+
+    weight: float = 1.0
+
+
+class RunConfig(BaseSettings):
+    """The whole run: which value, policy, prompts, rewarders and optimizer, for how long."""
+
+    model_config = SettingsConfigDict(env_prefix="DYNALIGN_", env_nested_delimiter="__", extra="forbid")
+
+    value: str = "collective-agency"
+    seed: int = 0
+    rounds: int = Field(1, ge=1)
+    output_dir: Path | None = None
+    policy: ModelRef = Field(default_factory=lambda: ModelRef(options={"model": DEFAULT_POLICY}))
+    prompts: PromptsRef = Field(default_factory=PromptsRef)
+    rewarders: list[RewarderRef] = Field(default_factory=lambda: [RewarderRef(name="self-reward")], min_length=1)
+    optimizer: ComponentRef = Field(default_factory=lambda: ComponentRef(name="grpo"))
+    evaluation: dict[str, Any] = Field(default_factory=dict)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (env_settings, init_settings)
+
+
+def format_location(loc: tuple[Any, ...] | list[Any]) -> str:
+    """A pydantic error location as a dotted path: `optimizer.options.trl.learning_rate`."""
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def validation_message(source: str, exc: ValidationError, prefix: str = "") -> str:
+    """One line for the first error of a ValidationError, located in `source`."""
+    first = exc.errors()[0]
+    where = format_location((*([prefix] if prefix else []), *first["loc"]))
+    kind = first["type"]
+    if kind == "extra_forbidden":
+        return f"{source}: {where}: unknown option (check its spelling; `dynalign components` lists the options)"
+    if kind == "missing":
+        return f"{source}: {where}: required field is missing"
+    return f"{source}: {where}: {first['msg']}"
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    """Parse a TOML file; syntax errors name the line and column."""
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError(f"config file {path} does not exist") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: TOML syntax error: {exc}") from exc
+
+
+def load_config(path: str | Path | None = None, **overrides: Any) -> RunConfig:
+    """Phase 1: read and shape-check a config (no file: the default CA stack)."""
+    source = str(path) if path is not None else "default config"
+    data = read_toml(Path(path)) if path is not None else {}
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        return RunConfig(**data)
+    except ValidationError as exc:
+        raise ConfigError(validation_message(source, exc)) from exc
+
+
+def redact(data: Any) -> Any:
+    """A copy of `data` with every secret-looking key's value replaced by "***"."""
+    if isinstance(data, dict):
+        return {k: ("***" if isinstance(k, str) and SECRET_KEY.search(k) and v else redact(v)) for k, v in data.items()}
+    if isinstance(data, list):
+        return [redact(item) for item in data]
+    return data

@@ -1,0 +1,43 @@
+"""The one family of errors dynalign raises on purpose.
+
+The CLI prints a `DynalignError` as a single line and exits non-zero; anything else is a bug
+and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+
+class DynalignError(Exception):
+    """Base of every error the user can fix: the message says what to fix."""
+
+    exit_code = 1
+
+
+class ConfigError(DynalignError):
+    """A config file, option or environment override is malformed."""
+
+    exit_code = 2
+
+
+class PluginError(DynalignError):
+    """A plugin failed to load, conflicts with another, or registered the wrong type."""
+
+
+class UnknownComponentError(ConfigError):
+    """A config names a component that no installed plugin registers."""
+
+
+class ValueSpecError(DynalignError):
+    """A value file is missing a field or holds an invalid one."""
+
+
+class RunDirectoryError(DynalignError):
+    """The run directory holds another run, or its state cannot be read."""
+
+
+class ModelError(DynalignError):
+    """A model backend cannot load or answer (missing path, unreachable server, ...)."""
+
+
+class UnsupportedError(DynalignError):
+    """A component was asked for something its backend cannot do."""

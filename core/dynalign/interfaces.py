@@ -1,0 +1,207 @@
+"""The interfaces of the plugin kinds: model, prompt generator, rewarder, optimizer.
+
+(The fifth kind, value, is plain data: `dynalign.values.ValueSpec`.) Each implementation is a
+subclass with a short kebab-case `name` and a pydantic `Options` model that forbids unknown
+keys; the core validates a config's `options` table against it before constructing it.
+Modules defining components must not import torch at module level: `dynalign plugins` loads
+them all and must stay fast.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from dynalign.errors import UnsupportedError
+
+if TYPE_CHECKING:
+    from dynalign.context import RunContext
+    from dynalign.values import ValueSpec
+
+Message = dict[str, str]
+Conversation = list[Message]
+
+
+class Options(BaseModel):
+    """Base of every component's options: unknown keys are errors, not silently ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class Component:
+    """Common base: a registered name, aliases, an `Options` model and the run context."""
+
+    kind: ClassVar[str] = ""
+    name: ClassVar[str] = ""
+    aliases: ClassVar[tuple[str, ...]] = ()
+    Options: ClassVar[type[Options]] = Options
+
+    def __init__(self, options: Options | None = None, context: RunContext | None = None) -> None:
+        self.options = options if options is not None else type(self).Options()
+        self.context = context
+
+
+class GenerationParams(Options):
+    """Sampling settings for one `ChatModel.chat` call."""
+
+    max_new_tokens: int = Field(256, ge=1)
+    temperature: float = Field(0.7, ge=0.0)
+    top_p: float = Field(1.0, gt=0.0, le=1.0)
+    n: int = Field(1, ge=1)
+    seed: int | None = None
+
+
+class ChatModel(Component):
+    """A chat backend: turns conversations into text, and where it can, token probabilities."""
+
+    kind = "model"
+    supports_token_probs: ClassVar[bool] = False
+
+    def chat(self, conversations: Sequence[Conversation], params: GenerationParams) -> list[list[str]]:
+        """Answer each conversation with `params.n` samples; returns one list per conversation."""
+        raise NotImplementedError
+
+    def next_token_probs(
+        self, conversations: Sequence[Conversation], choices: Sequence[str], assistant_prefix: str = ""
+    ) -> list[dict[str, float]]:
+        """For each conversation, the probability that the assistant's reply, after
+        `assistant_prefix`, continues with each of `choices` (single-token strings)."""
+        raise UnsupportedError(f"model backend {self.name!r} cannot return token probabilities")
+
+    def describe(self) -> dict[str, Any]:
+        """What to record about this backend in results (model id, revision, endpoint)."""
+        return {"backend": self.name}
+
+
+@runtime_checkable
+class TrainablePolicy(Protocol):
+    """A backend whose weights an optimizer can train: it resolves to a local HF folder."""
+
+    def pretrained_path(self) -> str:
+        """A local folder loadable by `AutoModelForCausalLM.from_pretrained`."""
+        ...
+
+
+class PromptRecord(BaseModel):
+    """One task prompt with its provenance (goal, pillar, critic score, ...)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str
+    prompt: str = Field(min_length=1)
+    pillar: str | None = None
+
+
+class PromptSet(BaseModel):
+    """A prompt dataset split into training and held-out prompts (disjoint)."""
+
+    train: list[PromptRecord]
+    held_out: list[PromptRecord] = []
+
+
+class PromptGenerator(Component):
+    """Makes the prompt dataset for a value."""
+
+    kind = "prompt_generator"
+
+    def generate(self, value: ValueSpec) -> PromptSet:
+        """Return the training and held-out prompts for `value`."""
+        raise NotImplementedError
+
+
+@dataclass
+class PolicyHandle:
+    """What a rewarder may use of the policy being trained: the live model and tokenizer.
+
+    `frozen()` is a context manager under which `model` computes as the initial policy
+    (adapters disabled, or a kept copy) — for judging with the frozen policy.
+    """
+
+    model: Any
+    tokenizer: Any
+    frozen: Callable[[], AbstractContextManager[Any]]
+
+
+class Rewarder(Component):
+    """Scores completions; follows TRL's reward-function contract.
+
+    `__call__(prompts, completions, **columns)` returns one float per completion, or None
+    where the completion could not be scored (TRL then leaves it out of the group baseline).
+    Prompts and completions are conversational (lists of `{"role", "content"}` messages).
+    """
+
+    kind = "rewarder"
+
+    def __init__(self, options: Options | None = None, context: RunContext | None = None) -> None:
+        super().__init__(options, context)
+        self.__name__ = self.name  # TRL names reward columns after the function's __name__
+
+    def __call__(self, prompts: list[Any], completions: list[Any], **columns: Any) -> list[float | None]:
+        """Score each completion of its prompt."""
+        raise NotImplementedError
+
+    def bind_policy(self, policy: PolicyHandle) -> None:
+        """Called by the optimizer before training with the live policy. Default: ignore it."""
+
+    def pop_metrics(self) -> dict[str, float]:
+        """Diagnostics gathered since the last call (e.g. unparsable-verdict rate); then reset."""
+        return {}
+
+
+@dataclass
+class WeightedRewarder:
+    """A rewarder with the weight its scores get in the total reward."""
+
+    rewarder: Rewarder
+    weight: float = 1.0
+
+
+@dataclass
+class TrainRequest:
+    """Everything an optimizer needs for one round of training."""
+
+    policy: ChatModel
+    prompts: list[PromptRecord]
+    rewarders: list[WeightedRewarder]
+    value: ValueSpec
+    output_dir: Path
+    round_index: int
+    resume: bool
+    on_metrics: Callable[[dict[str, Any]], None]
+    on_rewind: Callable[[int], None] = lambda step: None  # drop this round's metrics after `step`
+    seed: int = 0
+
+
+@dataclass
+class TrainResult:
+    """Where the round's final policy was written and how many optimizer steps it took."""
+
+    model_dir: Path
+    steps: int
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Optimizer(Component):
+    """Turns prompts and rewarders into an updated policy."""
+
+    kind = "optimizer"
+
+    def check(self, policy: ChatModel, value: ValueSpec) -> None:
+        """Validate settings that only the backend library can judge, without training."""
+
+    def train(self, request: TrainRequest) -> TrainResult:
+        """Run one round of training and return the trained policy's location."""
+        raise NotImplementedError
+
+
+COMPONENT_BASES: dict[str, type[Component]] = {
+    "model": ChatModel,
+    "prompt_generator": PromptGenerator,
+    "rewarder": Rewarder,
+    "optimizer": Optimizer,
+}

@@ -1,0 +1,91 @@
+"""The round loop: prompts, then rounds of training, each resumable, then final results."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from dynalign.config import RunConfig, redact
+from dynalign.interfaces import TrainRequest
+from dynalign.registry import Registry
+from dynalign.rundir import RunDirectory
+from dynalign.stack import resolve
+
+Say = Callable[[str], None]
+
+
+def default_output_dir(source: str | None) -> Path:
+    """`runs/<config file stem>`, or `runs/demo` for the default stack."""
+    return Path("runs") / (Path(source).stem if source else "demo")
+
+
+def run(
+    config: RunConfig,
+    *,
+    source: str | None = None,
+    out: Path | None = None,
+    resume: bool = False,
+    registry: Registry | None = None,
+    say: Say = print,
+) -> RunDirectory:
+    """Run a config to completion (or continue it with `resume`); returns the run directory."""
+    stack = resolve(config, registry, source=source or "default config")
+    root = Path(out or config.output_dir or default_output_dir(source))
+    resolved = redact(config.model_dump(mode="json"))
+    stack.optimizer.check(stack.policy, stack.value)
+    run_dir = RunDirectory.prepare(root, resolved, resume)
+    stack.context.run_dir = run_dir.root
+    say(f"run directory: {run_dir.root}")
+
+    prompts = run_dir.read_prompts()
+    if prompts is None:
+        say(f"prompts: generating with {config.prompts.generator!r}")
+        prompts = stack.generator.generate(stack.value)
+        run_dir.write_prompts(prompts)
+    say(f"prompts: {len(prompts.train)} train, {len(prompts.held_out)} held out")
+
+    state = run_dir.state
+    policy = stack.policy
+    for round_index in range(config.rounds):
+        done = state["rounds"].get(str(round_index))
+        if done is not None:
+            policy = stack.policy_at(done["model_dir"])
+            continue
+        say(f"round {round_index + 1}/{config.rounds}: training with {config.optimizer.name!r}")
+        started = time.time()
+        result = stack.optimizer.train(
+            TrainRequest(
+                policy=policy,
+                prompts=prompts.train,
+                rewarders=stack.rewarders,
+                value=stack.value,
+                output_dir=run_dir.path(f"rounds/{round_index}"),
+                round_index=round_index,
+                resume=resume,
+                on_metrics=_metrics_writer(run_dir, round_index),
+                on_rewind=lambda step, r=round_index: run_dir.rewind_metrics(r, step),
+                seed=config.seed + round_index,
+            )
+        )
+        state["rounds"][str(round_index)] = {
+            "model_dir": str(result.model_dir),
+            "steps": result.steps,
+            "seconds": round(time.time() - started, 2),
+            **result.extra,
+        }
+        run_dir.save_state(state)
+        policy = stack.policy_at(result.model_dir)
+
+    final = state["rounds"][str(config.rounds - 1)]["model_dir"]
+    run_dir.write_json("results.json", {"final_model": final, "rounds": state["rounds"]})
+    say(f"done: final model in {final}; metrics in {run_dir.path(RunDirectory.METRICS)}")
+    return run_dir
+
+
+def _metrics_writer(run_dir: RunDirectory, round_index: int) -> Callable[[dict[str, Any]], None]:
+    def write(row: dict[str, Any]) -> None:
+        run_dir.append_jsonl(RunDirectory.METRICS, {"round": round_index, **row})
+
+    return write

@@ -1,0 +1,140 @@
+"""Plugin discovery: entry points of the `dynalign` group, called through pluggy hooks.
+
+A plugin that fails to import or raises in a hook is recorded with its error (shown by
+`dynalign plugins`) and its partial registrations are dropped; it is fatal only when a
+config asks for one of its components. `DYNALIGN_LOAD_PLUGINS` (comma-separated
+distribution names; empty means none) and `DYNALIGN_DISABLE_PLUGINS` select plugins.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from importlib.metadata import EntryPoint, entry_points
+from types import ModuleType
+from typing import Any
+
+import pluggy
+
+from dynalign import hookspecs
+from dynalign.errors import PluginError
+from dynalign.interfaces import COMPONENT_BASES, Component
+from dynalign.registry import Entry, PluginInfo, Registry
+from dynalign.values import ValueSpec
+
+GROUP = "dynalign"
+_HOOK_KINDS = {
+    "register_values": "value",
+    "register_models": "model",
+    "register_prompt_generators": "prompt_generator",
+    "register_rewarders": "rewarder",
+    "register_optimizers": "optimizer",
+}
+
+_cached: Registry | None = None
+
+
+def get_registry() -> Registry:
+    """The process-wide registry, loaded on first use."""
+    global _cached
+    if _cached is None:
+        _cached = load_registry()
+    return _cached
+
+
+def reset_registry() -> None:
+    """Forget the process-wide registry (tests, or after installing a plugin)."""
+    global _cached
+    _cached = None
+
+
+def _selected(eps: Iterable[EntryPoint]) -> list[EntryPoint]:
+    load = os.environ.get("DYNALIGN_LOAD_PLUGINS")
+    disable = {n.strip() for n in os.environ.get("DYNALIGN_DISABLE_PLUGINS", "").split(",") if n.strip()}
+    keep = None if load is None else {n.strip() for n in load.split(",") if n.strip()}
+    chosen = []
+    for ep in eps:
+        dist = ep.dist.name if ep.dist else ep.name
+        if dist in disable or ep.name in disable:
+            continue
+        if keep is not None and dist not in keep and ep.name not in keep:
+            continue
+        chosen.append(ep)
+    return chosen
+
+
+def load_registry(extra_plugins: Iterable[tuple[str, ModuleType | object]] = ()) -> Registry:
+    """Discover installed plugins (plus `extra_plugins` as (distribution, module) pairs) and
+    fill a fresh Registry. Never raises for a broken plugin: it is recorded instead."""
+    registry = Registry()
+    manager = pluggy.PluginManager(GROUP)
+    manager.add_hookspecs(hookspecs)
+    origins: dict[str, str] = {}
+    for ep in _selected(entry_points(group=GROUP)):
+        dist = ep.dist.name if ep.dist else ep.name
+        info = registry.plugins.setdefault(dist, PluginInfo(dist, ep.dist.version if ep.dist else "0"))
+        try:
+            module = ep.load()
+        except Exception as exc:  # a broken third-party plugin must not break the CLI
+            info.status = f"failed to import {ep.value}: {type(exc).__name__}: {exc}"
+            continue
+        try:
+            manager.register(module, name=f"{dist}:{ep.name}")
+        except Exception as exc:  # pluggy rejects hooks with unknown names or arguments
+            info.status = f"invalid hooks in {ep.value}: {exc}"
+            continue
+        origins[f"{dist}:{ep.name}"] = dist
+    for dist, module in extra_plugins:
+        registry.plugins.setdefault(dist, PluginInfo(dist, "0"))
+        manager.register(module, name=f"{dist}:extra")
+        origins[f"{dist}:extra"] = dist
+    for plugin_name, dist in origins.items():
+        _collect(registry, manager, plugin_name, dist)
+    return registry
+
+
+def _collect(registry: Registry, manager: pluggy.PluginManager, plugin_name: str, dist: str) -> None:
+    """Call one plugin's hook implementations; keep its components only if all succeed."""
+    info = registry.plugins[dist]
+    staged: list[Entry] = []
+    commands: list[tuple[Any, str | None]] = []
+
+    def implementations(hook_name: str) -> list[Any]:
+        caller = getattr(manager.hook, hook_name)
+        return [impl.function for impl in caller.get_hookimpls() if impl.plugin_name == plugin_name]
+
+    try:
+        for hook_name, kind in _HOOK_KINDS.items():
+            for function in implementations(hook_name):
+                function(register=_registrar(kind, dist, staged))
+        for function in implementations("register_commands"):
+            function(register=lambda command, name=None: commands.append((command, name)))
+        for entry in staged:
+            registry.add(entry)
+    except Exception as exc:
+        info.status = str(exc) if isinstance(exc, PluginError) else f"{type(exc).__name__}: {exc}"
+        return
+    registry.commands.extend(commands)
+    info.components.extend({"kind": e.kind, "name": e.name} for e in staged)
+
+
+def _registrar(kind: str, dist: str, staged: list[Entry]):
+    def register(obj: Any, aliases: Iterable[str] = ()) -> None:
+        if kind == "value":
+            if not isinstance(obj, ValueSpec):
+                raise PluginError(f"{dist} registered {obj!r} as a value; register_values takes a ValueSpec")
+            staged.append(Entry(kind, obj.name, obj, dist, tuple(obj.aliases)))
+            return
+        base = COMPONENT_BASES[kind]
+        if not (isinstance(obj, type) and issubclass(obj, base)):
+            raise PluginError(f"{dist} registered {obj!r} as a {kind}; it must be a subclass of {base.__name__}")
+        if not obj.name:
+            raise PluginError(f"{dist} registered {obj.__name__} without a `name`")
+        staged.append(Entry(kind, obj.name, obj, dist, (*obj.aliases, *aliases)))
+
+    return register
+
+
+def component_class(entry: Entry) -> type[Component]:
+    """The class behind a non-value registry entry."""
+    return entry.obj

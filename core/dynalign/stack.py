@@ -1,0 +1,51 @@
+"""Phase 2 of config checking: turn a RunConfig into constructed components (a Stack)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from dynalign.config import RunConfig
+from dynalign.context import RunContext
+from dynalign.interfaces import ChatModel, Optimizer, PromptGenerator, WeightedRewarder
+from dynalign.plugins import get_registry
+from dynalign.registry import Registry
+from dynalign.values import ValueSpec
+
+
+@dataclass
+class Stack:
+    """The components a config selects, constructed and validated (nothing loaded yet)."""
+
+    config: RunConfig
+    context: RunContext
+    policy: ChatModel
+    generator: PromptGenerator
+    rewarders: list[WeightedRewarder]
+    optimizer: Optimizer
+
+    @property
+    def value(self) -> ValueSpec:
+        """The value this run aligns to."""
+        return self.context.value
+
+    def policy_at(self, model: str | Path) -> ChatModel:
+        """The policy backend with the same options but weights from `model` (a later round)."""
+        ref = self.config.policy.model_copy(deep=True)
+        ref.options["model"] = str(model)
+        return self.context.build_model(ref, where="policy")
+
+
+def resolve(config: RunConfig, registry: Registry | None = None, source: str = "config") -> Stack:
+    """Look up every component the config names and validate its options."""
+    registry = registry or get_registry()
+    value: ValueSpec = registry.get("value", config.value).obj
+    context = RunContext(value=value, registry=registry, seed=config.seed, source=source)
+    policy = context.build_model(config.policy, where="policy")
+    generator = context.build("prompt_generator", config.prompts.generator, config.prompts.options, "prompts.options")
+    rewarders = [
+        WeightedRewarder(context.build("rewarder", ref.name, ref.options, f"rewarders[{i}].options"), ref.weight)  # type: ignore[arg-type]
+        for i, ref in enumerate(config.rewarders)
+    ]
+    optimizer = context.build("optimizer", config.optimizer.name, config.optimizer.options, "optimizer.options")
+    return Stack(config, context, policy, generator, rewarders, optimizer)  # type: ignore[arg-type]

@@ -1,0 +1,105 @@
+"""The `hf` chat backend: loads lazily, once per process and folder."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+from dynalign.config import DEFAULT_POLICY
+from dynalign.errors import ModelError
+from dynalign.interfaces import ChatModel, Conversation, GenerationParams, Options
+from pydantic import Field
+
+_loaded: dict[tuple[str, str, str], tuple[Any, Any]] = {}
+_lock = threading.Lock()
+
+
+class HFOptions(Options):
+    """Options of the `hf` backend."""
+
+    model: str = Field(DEFAULT_POLICY, description="Local folder, HF hub id in the local cache, or embedded:<name>.")
+    device: str = Field("cpu", description="torch device, e.g. cpu, cuda, cuda:1.")
+    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    batch_size: int = Field(8, ge=1, description="Conversations per forward/generate batch.")
+    allow_download: bool = Field(False, description="Let transformers fetch a hub id that is not cached.")
+
+
+def resolve_model_path(model: str, allow_download: bool = False) -> str:
+    """A local folder for `model`: the embedded conversion, the folder itself, or the hub cache."""
+    from dynalign_hf.embedded import EMBEDDED_PREFIX, embedded_folder
+
+    if model.startswith(EMBEDDED_PREFIX):
+        return str(embedded_folder(model[len(EMBEDDED_PREFIX) :]))
+    path = Path(model).expanduser()
+    if path.exists():
+        if not (path / "config.json").exists():
+            raise ModelError(f"model folder {path} has no config.json; point at a saved Hugging Face model")
+        return str(path)
+    if model.startswith((".", "/", "~")) or model.count("/") != 1:
+        raise ModelError(f"model path {model} does not exist; give a local folder, a hub id or embedded:<name>")
+    from huggingface_hub import snapshot_download
+
+    try:
+        return snapshot_download(model, local_files_only=not allow_download)
+    except Exception as exc:
+        raise ModelError(
+            f"model {model!r} is not in the local Hugging Face cache; download it first or set allow_download = true"
+        ) from exc
+
+
+def load_model(path: str, device: str = "cpu", dtype: str = "float32") -> tuple[Any, Any]:
+    """(model, tokenizer) for a local folder, shared by every caller in this process."""
+    key = (path, device, dtype)
+    with _lock:
+        if key not in _loaded:
+            import torch
+            from transformers import AutoModelForCausalLM, AutoTokenizer
+
+            tokenizer = AutoTokenizer.from_pretrained(path)
+            if tokenizer.pad_token is None:
+                tokenizer.pad_token = tokenizer.eos_token
+            model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype)).to(device)
+            model.eval()
+            _loaded[key] = (model, tokenizer)
+        return _loaded[key]
+
+
+class HFChatModel(ChatModel):
+    """A local Hugging Face causal LM with a chat template (default: embedded SmolLM2)."""
+
+    name = "hf"
+    aliases = ("transformers",)
+    Options = HFOptions
+    supports_token_probs: ClassVar[bool] = True
+    options: HFOptions
+
+    def pretrained_path(self) -> str:
+        """The local folder holding the weights (converting the embedded GGUF if needed)."""
+        return resolve_model_path(self.options.model, self.options.allow_download)
+
+    def loaded(self) -> tuple[Any, Any]:
+        """(model, tokenizer), loading on first use."""
+        return load_model(self.pretrained_path(), self.options.device, self.options.dtype)
+
+    def chat(self, conversations: Sequence[Conversation], params: GenerationParams) -> list[list[str]]:
+        """Sample `params.n` answers per conversation, in batches."""
+        from dynalign_hf.textgen import generate
+
+        model, tokenizer = self.loaded()
+        return generate(model, tokenizer, conversations, params, self.options.batch_size)
+
+    def next_token_probs(
+        self, conversations: Sequence[Conversation], choices: Sequence[str], assistant_prefix: str = ""
+    ) -> list[dict[str, float]]:
+        """Probability of each single-token choice right after `assistant_prefix`."""
+        from dynalign_hf.textgen import next_token_probs, render
+
+        model, tokenizer = self.loaded()
+        texts = [render(tokenizer, c, assistant_prefix) for c in conversations]
+        return next_token_probs(model, tokenizer, texts, choices, self.options.batch_size)
+
+    def describe(self) -> dict[str, Any]:
+        """Backend, model as configured and the folder it resolved to."""
+        return {"backend": self.name, "model": self.options.model}
