@@ -67,7 +67,7 @@ class RunConfig(BaseSettings):
     prompts: PromptsRef = Field(default_factory=PromptsRef)
     rewarders: list[RewarderRef] = Field(default_factory=lambda: [RewarderRef(name="self-reward")], min_length=1)
     optimizer: ComponentRef = Field(default_factory=lambda: ComponentRef(name="grpo"))
-    evaluation: dict[str, Any] = Field(default_factory=dict)
+    stages: list[ComponentRef] = Field(default_factory=list)
 
     @classmethod
     def settings_customise_sources(

@@ -47,6 +47,14 @@ def register_optimizers(register: Register) -> None:
 
 
 @hookspec
+def register_stages(register: Register) -> None:
+    """Register post-training stages: `register(cls, aliases=())` with a `Stage` subclass.
+
+    A config lists the stages `dynalign run` runs after the last round (e.g. eval, report).
+    """
+
+
+@hookspec
 def register_commands(register: Register) -> None:
     """Register CLI commands: `register(typer_app_or_function, name=None)`.
 

@@ -199,9 +199,21 @@ class Optimizer(Component):
         raise NotImplementedError
 
 
+class Stage(Component):
+    """A step `dynalign run` takes after training (evaluation, report), in config order."""
+
+    kind = "stage"
+
+    def run(self, stack: Any, run_dir: Any, say: Callable[[str], None]) -> None:
+        """Do the stage's work for a finished run (`stack`: dynalign.stack.Stack;
+        `run_dir`: dynalign.rundir.RunDirectory), writing results into the run directory."""
+        raise NotImplementedError
+
+
 COMPONENT_BASES: dict[str, type[Component]] = {
     "model": ChatModel,
     "prompt_generator": PromptGenerator,
     "rewarder": Rewarder,
     "optimizer": Optimizer,
+    "stage": Stage,
 }

@@ -78,6 +78,13 @@ def run(
         run_dir.save_state(state)
         policy = stack.policy_at(result.model_dir)
 
+    for ref, stage in zip(config.stages, stack.stages):
+        if ref.name in state.setdefault("stages_done", []):
+            continue
+        say(f"stage: {ref.name}")
+        stage.run(stack, run_dir, say)
+        state["stages_done"].append(ref.name)
+        run_dir.save_state(state)
     final = state["rounds"][str(config.rounds - 1)]["model_dir"]
     run_dir.write_json("results.json", {"final_model": final, "rounds": state["rounds"]})
     say(f"done: final model in {final}; metrics in {run_dir.path(RunDirectory.METRICS)}")

@@ -29,6 +29,7 @@ _HOOK_KINDS = {
     "register_prompt_generators": "prompt_generator",
     "register_rewarders": "rewarder",
     "register_optimizers": "optimizer",
+    "register_stages": "stage",
 }
 
 _cached: Registry | None = None

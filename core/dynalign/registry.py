@@ -11,13 +11,14 @@ from typing import Any
 
 from dynalign.errors import PluginError, UnknownComponentError
 
-KINDS: tuple[str, ...] = ("value", "model", "prompt_generator", "rewarder", "optimizer")
+KINDS: tuple[str, ...] = ("value", "model", "prompt_generator", "rewarder", "optimizer", "stage")
 INSTALL_HINTS: dict[str, str] = {
     "value": "dynalign-value-{name}",
     "model": "dynalign-{name}",
     "prompt_generator": "dynalign-{name}",
     "rewarder": "dynalign-{name}",
     "optimizer": "dynalign-{name}",
+    "stage": "dynalign-{name}",
 }
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from dynalign.config import RunConfig
 from dynalign.context import RunContext
-from dynalign.interfaces import ChatModel, Optimizer, PromptGenerator, WeightedRewarder
+from dynalign.interfaces import ChatModel, Optimizer, PromptGenerator, Stage, WeightedRewarder
 from dynalign.plugins import get_registry
 from dynalign.registry import Registry
 from dynalign.values import ValueSpec
@@ -23,6 +23,7 @@ class Stack:
     generator: PromptGenerator
     rewarders: list[WeightedRewarder]
     optimizer: Optimizer
+    stages: list[Stage]
 
     @property
     def value(self) -> ValueSpec:
@@ -48,4 +49,7 @@ def resolve(config: RunConfig, registry: Registry | None = None, source: str = "
         for i, ref in enumerate(config.rewarders)
     ]
     optimizer = context.build("optimizer", config.optimizer.name, config.optimizer.options, "optimizer.options")
-    return Stack(config, context, policy, generator, rewarders, optimizer)  # type: ignore[arg-type]
+    stages = [
+        context.build("stage", ref.name, ref.options, f"stages[{i}].options") for i, ref in enumerate(config.stages)
+    ]
+    return Stack(config, context, policy, generator, rewarders, optimizer, stages)  # type: ignore[arg-type]

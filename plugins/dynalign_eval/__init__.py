@@ -1,0 +1,1 @@
+"""dynalign built-in plugin (in progress)."""
