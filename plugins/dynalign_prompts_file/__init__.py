@@ -2,7 +2,6 @@
 own bundled prompts."""
 
 from dynalign import hookimpl
-
 from dynalign_prompts_file.loader import FilePromptSource
 
 

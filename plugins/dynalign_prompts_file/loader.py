@@ -8,10 +8,11 @@ import json
 import random
 from pathlib import Path
 
+from pydantic import Field
+
 from dynalign.errors import ConfigError
 from dynalign.interfaces import Options, PromptGenerator, PromptRecord, PromptSet
 from dynalign.values import ValueSpec
-from pydantic import Field
 
 
 class FileOptions(Options):

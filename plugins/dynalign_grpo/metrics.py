@@ -1,0 +1,104 @@
+"""Per-step metrics: TRL's logs renamed to dynalign's schema, plus reward diagnostics."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from typing import Any
+
+from transformers import TrainerCallback
+
+from dynalign.interfaces import Rewarder
+
+RENAMES = {
+    "reward": "reward_mean",
+    "reward_std": "reward_std",
+    "frac_reward_zero_std": "zero_std_fraction",
+    "completions/mean_length": "completion_length",
+    "completions/clipped_ratio": "clipped_fraction",
+    "kl": "kl",
+    "loss": "loss",
+    "learning_rate": "learning_rate",
+    "entropy": "entropy",
+    "grad_norm": "grad_norm",
+}
+
+
+def pearson(xs: list[float], ys: list[float]) -> float | None:
+    """Pearson correlation, None when either side has no variance."""
+    n = len(xs)
+    if n < 2:
+        return None
+    mx, my = sum(xs) / n, sum(ys) / n
+    sx = math.sqrt(sum((x - mx) ** 2 for x in xs))
+    sy = math.sqrt(sum((y - my) ** 2 for y in ys))
+    if sx == 0 or sy == 0:
+        return None
+    return sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / (sx * sy)
+
+
+def reward_function(rewarder: Rewarder) -> Callable[..., list[float | None]]:
+    """Wrap a Rewarder for TRL: forwards its diagnostics and the length-reward correlation
+    through TRL's `log_metric`, so they are averaged per logging step with TRL's own."""
+
+    def score(prompts: list[Any], completions: list[Any], **columns: Any) -> list[float | None]:
+        log_metric = columns.pop("log_metric", None)
+        scores = rewarder(prompts, completions, **columns)
+        if log_metric is not None:
+            for key, value in rewarder.pop_metrics().items():
+                log_metric(f"{rewarder.name}/{key}", value)
+            lengths = [len(ids) for ids in columns.get("completion_ids") or []]
+            pairs = [(float(n), s) for n, s in zip(lengths, scores) if s is not None]
+            corr = pearson([p[0] for p in pairs], [p[1] for p in pairs])
+            if corr is not None:
+                log_metric(f"{rewarder.name}/length_corr", corr)
+        return scores
+
+    score.__name__ = rewarder.name
+    return score
+
+
+class MetricsCallback(TrainerCallback):
+    """Appends one metrics row per optimizer step through `sink` and shows a one-line
+    progress bar with the latest reward (main process only; replaces TRL's log printing)."""
+
+    def __init__(self, sink: Callable[[dict[str, Any]], None]) -> None:
+        self.sink = sink
+        self._last = time.time()
+        self._bar: Any = None
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        from tqdm.auto import tqdm
+
+        self._last = time.time()
+        if state.is_world_process_zero:
+            self._bar = tqdm(total=state.max_steps, initial=state.global_step, desc="grpo", unit="step")
+
+    def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+    def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kwargs: Any) -> None:
+        if not state.is_world_process_zero or not logs or "loss" not in logs:
+            return
+        now = time.time()
+        row: dict[str, Any] = {"step": state.global_step, "seconds": round(now - self._last, 3)}
+        self._last = now
+        for key, value in logs.items():
+            if key in RENAMES:
+                row[RENAMES[key]] = value
+            elif "/" in key and not key.startswith(("completions/", "sampling/", "clip_ratio")):
+                name = key.split("/", 1)[1] if key.startswith("rewards/") else key
+                row[name if key.startswith("rewards/") else key] = value
+        for key in [k for k in row if "/pillar/" in k]:
+            row["pillar/" + key.split("/pillar/", 1)[1]] = row.pop(key)
+        for key in [k for k in row if k.endswith("/unscorable_rate")]:
+            row["unscorable_rate"] = max(row.get("unscorable_rate", 0.0), row[key])
+        for key in [k for k in row if k.endswith("/length_corr")]:
+            row.setdefault("length_reward_corr", row[key])
+        self.sink(row)
+        if self._bar is not None:
+            self._bar.update(state.global_step - self._bar.n)
+            self._bar.set_postfix(reward=f"{row.get('reward_mean', float('nan')):.3f}", loss=f"{row['loss']:.4f}")

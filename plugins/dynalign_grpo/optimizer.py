@@ -1,0 +1,147 @@
+"""The `grpo` optimizer: one round of GRPO on TRL, LoRA by default, resumable checkpoints."""
+
+from __future__ import annotations
+
+import warnings
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from dynalign.errors import ConfigError
+from dynalign.interfaces import (
+    ChatModel,
+    Optimizer,
+    PolicyHandle,
+    TrainablePolicy,
+    TrainRequest,
+    TrainResult,
+)
+from dynalign.values import ValueSpec
+from dynalign_grpo.options import GRPOOptions, build_grpo_config
+
+
+def _trainable_path(policy: ChatModel) -> str:
+    if not isinstance(policy, TrainablePolicy):
+        raise ConfigError(f"policy.backend {policy.name!r} cannot be trained by grpo; use a local backend such as 'hf'")
+    return policy.pretrained_path()
+
+
+def last_checkpoint(folder: Path) -> Path | None:
+    """The newest complete `checkpoint-N` folder (one with trainer_state.json), if any."""
+    found = [p for p in folder.glob("checkpoint-*") if (p / "trainer_state.json").exists()]
+    return max(found, key=lambda p: int(p.name.split("-")[1]), default=None)
+
+
+class GRPOOptimizer(Optimizer):
+    """GRPO on TRL's GRPOTrainer with the value's system prompt excluded from the loss."""
+
+    name = "grpo"
+    Options = GRPOOptions
+    options: GRPOOptions
+
+    def check(self, policy: ChatModel, value: ValueSpec) -> None:
+        """Build the real GRPOConfig, so TRL's own validation runs at `config check`."""
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as scratch:
+            build_grpo_config(self.options, Path(scratch), 0, [1.0])
+        _trainable_path(policy)  # a missing model fails here, before a run directory exists
+
+    def train(self, request: TrainRequest) -> TrainResult:
+        """Train one round; resumes from the newest checkpoint in the round's folder."""
+        from datasets import Dataset
+        from transformers import AutoModelForCausalLM, AutoTokenizer, ProgressCallback
+
+        from dynalign_grpo.metrics import MetricsCallback, reward_function
+        from dynalign_grpo.trainer import ValueContextGRPOTrainer
+
+        opts = self.options
+        base_path = _trainable_path(request.policy)
+        checkpoints = request.output_dir / "checkpoints"
+        weights = [w.weight for w in request.rewarders]
+        config = build_grpo_config(opts, checkpoints, request.seed, weights)
+        resume_from = last_checkpoint(checkpoints) if request.resume else None
+        request.on_rewind(int(resume_from.name.split("-")[1]) if resume_from else 0)
+
+        tokenizer = AutoTokenizer.from_pretrained(base_path)
+        if tokenizer.pad_token is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        model = AutoModelForCausalLM.from_pretrained(base_path)
+        dataset = Dataset.from_list(
+            [{"prompt": [{"role": "user", "content": p.prompt}], "prompt_id": p.id} for p in request.prompts]
+        )
+        trainer = ValueContextGRPOTrainer(
+            model=model,
+            reward_funcs=[reward_function(w.rewarder) for w in request.rewarders],
+            args=config,
+            train_dataset=dataset,
+            processing_class=tokenizer,
+            peft_config=self._peft_config(),
+            callbacks=[MetricsCallback(request.on_metrics)],
+            value_system_prompt=request.value.system_prompt.strip(),
+            exclude_system_prompt=opts.exclude_system_prompt,
+            loss_system_prompt=opts.loss_system_prompt,
+            context_correction=opts.context_correction,
+            correction_clip=opts.correction_clip,
+            log_kl=opts.log_kl,
+        )
+        trainer.remove_callback(ProgressCallback)  # MetricsCallback shows a compact bar instead
+        frozen = self._frozen_factory(trainer.model, base_path)
+        trainer.reference_policy = frozen
+        handle = PolicyHandle(trainer.model, tokenizer, frozen)
+        for weighted in request.rewarders:
+            weighted.rewarder.bind_policy(handle)
+        with warnings.catch_warnings():
+            # TRL calls transformers' deprecated gradient-checkpointing names every step
+            warnings.filterwarnings("ignore", category=FutureWarning, module="transformers")
+            trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+        model_dir = self._save_final(trainer, tokenizer, request.output_dir)
+        return TrainResult(model_dir=model_dir, steps=trainer.state.global_step)
+
+    def _peft_config(self) -> Any:
+        if self.options.finetune == "full":
+            return None
+        from peft import LoraConfig
+
+        lora = self.options.lora
+        return LoraConfig(
+            r=lora.r,
+            lora_alpha=lora.alpha,
+            lora_dropout=lora.dropout,
+            target_modules=lora.target_modules,
+            task_type="CAUSAL_LM",
+        )
+
+    @staticmethod
+    def _frozen_factory(model: Any, base_path: str) -> Any:
+        """Under LoRA the initial policy is the model with adapters disabled; under full
+        fine-tuning it is loaded once from the round's starting weights, on first use."""
+        kept: dict[str, Any] = {}
+
+        @contextmanager
+        def frozen() -> Any:
+            if hasattr(model, "disable_adapter"):
+                with model.disable_adapter():
+                    yield model
+                return
+            if "model" not in kept:
+                from transformers import AutoModelForCausalLM
+
+                kept["model"] = AutoModelForCausalLM.from_pretrained(base_path).to(model.device).eval()
+            yield kept["model"]
+
+        return frozen
+
+    def _save_final(self, trainer: Any, tokenizer: Any, output_dir: Path) -> Path:
+        """Adapter (if LoRA) in `adapter/`, merged plain model in `model/`."""
+        model = trainer.accelerator.unwrap_model(trainer.model)
+        final = output_dir / "model"
+        if not trainer.accelerator.is_main_process:
+            return final
+        if hasattr(model, "merge_and_unload"):
+            model.save_pretrained(output_dir / "adapter")
+            if self.options.merge_final:
+                model = model.merge_and_unload()
+        model.save_pretrained(final)
+        tokenizer.save_pretrained(final)
+        return final

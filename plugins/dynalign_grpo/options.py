@@ -1,0 +1,105 @@
+"""Options of the `grpo` optimizer and their translation into a TRL `GRPOConfig`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field
+
+from dynalign.errors import ConfigError
+from dynalign.interfaces import Options
+
+
+class LoraOptions(Options):
+    """LoRA adapter settings (PEFT)."""
+
+    r: int = Field(16, ge=1)
+    alpha: int = Field(32, ge=1)
+    dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    target_modules: str | list[str] = "all-linear"
+
+
+class GRPOOptions(Options):
+    """Options of the `grpo` optimizer. `trl` passes any further GRPOConfig field through."""
+
+    num_generations: int = Field(8, ge=2, description="Candidates per prompt (G); the paper uses 8.")
+    prompts_per_step: int = Field(1, ge=1, description="Prompts per optimizer step (batch = prompts_per_step * G).")
+    max_steps: int = Field(20, ge=1, description="Optimizer steps per round.")
+    max_completion_length: int = Field(96, ge=1)
+    learning_rate: float = Field(5e-5, gt=0.0, description="5e-5 suits LoRA; use ~1e-6 for full fine-tuning.")
+    temperature: float = Field(1.0, gt=0.0)
+    beta: float = Field(0.0, ge=0.0, description="KL coefficient to the initial policy (0: no reference model).")
+    scale_rewards: Literal["group", "batch", "none"] = Field(
+        "group", description="'group' divides by each group's std, which amplifies a weak judge's noise."
+    )
+    exclude_system_prompt: bool = Field(True, description="Leave the value's system prompt out of the loss sequence.")
+    loss_system_prompt: str | None = Field(
+        None, description="System message of the loss sequence; None: the chat template's default."
+    )
+    context_correction: bool = Field(
+        False, description="Reweight advantages by pi(y|x)/pi(y|system,x) (truncated) for the off-policy context."
+    )
+    correction_clip: float = Field(2.0, gt=1.0, description="Upper truncation of the context importance weight.")
+    log_kl: bool = Field(True, description="Log KL to the initial policy even when beta = 0 (one extra forward).")
+    finetune: Literal["lora", "full"] = Field("lora", description="Train a LoRA adapter (CPU default) or all weights.")
+    lora: LoraOptions = Field(default_factory=LoraOptions, description="LoRA settings (finetune = 'lora').")
+    save_steps: int = Field(10, ge=1, description="Checkpoint every N steps.")
+    merge_final: bool = Field(True, description="Also save the final policy as a plain (merged) model.")
+    trl: dict[str, Any] = Field(default_factory=dict, description="Further TRL GRPOConfig fields, passed through.")
+
+
+OWNED = {
+    "num_generations",
+    "max_steps",
+    "max_completion_length",
+    "learning_rate",
+    "temperature",
+    "beta",
+    "scale_rewards",
+    "save_steps",
+    "per_device_train_batch_size",
+    "output_dir",
+    "reward_weights",
+}
+
+
+def build_grpo_config(options: GRPOOptions, output_dir: Path, seed: int, reward_weights: list[float]) -> Any:
+    """A TRL GRPOConfig from our options (CPU-friendly defaults, TRL passthrough last)."""
+    import torch
+    from trl import GRPOConfig
+
+    clash = sorted(OWNED & set(options.trl))
+    if clash:
+        raise ConfigError(f"optimizer.options.trl.{clash[0]}: set it as optimizer.options.{clash[0]} instead")
+    on_gpu = torch.cuda.is_available()
+    settings: dict[str, Any] = {
+        "output_dir": str(output_dir),
+        "num_generations": options.num_generations,
+        "per_device_train_batch_size": options.prompts_per_step * options.num_generations,
+        "max_steps": options.max_steps,
+        "max_completion_length": options.max_completion_length,
+        "learning_rate": options.learning_rate,
+        "temperature": options.temperature,
+        "beta": options.beta,
+        "scale_rewards": options.scale_rewards,
+        "save_steps": options.save_steps,
+        "save_strategy": "steps",
+        "logging_steps": 1,
+        "reward_weights": reward_weights,
+        "seed": seed,
+        "report_to": "none",
+        "use_cpu": not on_gpu,
+        "bf16": on_gpu and torch.cuda.is_bf16_supported(),
+        "dataloader_num_workers": 0,
+        "save_only_model": False,
+        "disable_tqdm": False,
+        **options.trl,
+    }
+    try:
+        return GRPOConfig(**settings)
+    except TypeError as exc:
+        bad = str(exc).split("'")[1] if "'" in str(exc) else str(exc)
+        raise ConfigError(f"optimizer.options.trl.{bad}: unknown TRL GRPOConfig option") from exc
+    except ValueError as exc:
+        raise ConfigError(f"optimizer.options: TRL rejects these settings: {str(exc).splitlines()[0]}") from exc

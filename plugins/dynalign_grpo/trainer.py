@@ -1,0 +1,104 @@
+"""GRPOTrainer with the value's system prompt in generation but not in the loss sequence.
+
+TRL's `_generate(prompts)` is the smallest override point (hence the pinned TRL minor
+version): we generate from `[system] + prompt`, then hand back the token ids of the prompt
+*without* the value's system prompt, so log-probabilities, the loss and the KL are computed
+in the context a deployed model sees. The update is then off-policy with respect to that
+context; `context_correction` reweights each completion's advantage by the truncated
+sequence ratio pi(y | x) / pi(y | system, x).
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import torch
+from trl import GRPOTrainer
+
+
+def with_system(prompt: list[dict[str, str]], system: str | None) -> list[dict[str, str]]:
+    """The conversation with its system message replaced by `system` (removed if None)."""
+    rest = [m for m in prompt if m.get("role") != "system"]
+    return ([{"role": "system", "content": system}] if system is not None else []) + rest
+
+
+class ValueContextGRPOTrainer(GRPOTrainer):
+    """Generates with the value's system prompt; computes the loss without it (if excluded)."""
+
+    def __init__(
+        self,
+        *args: Any,
+        value_system_prompt: str,
+        exclude_system_prompt: bool = True,
+        loss_system_prompt: str | None = None,
+        context_correction: bool = False,
+        correction_clip: float = 2.0,
+        log_kl: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.value_system_prompt = value_system_prompt
+        self.exclude_system_prompt = exclude_system_prompt
+        self.loss_system_prompt = loss_system_prompt
+        self.context_correction = context_correction and exclude_system_prompt
+        self.correction_clip = correction_clip
+        self.log_kl = log_kl
+        self.reference_policy: Any = None  # context factory yielding the initial policy (set by the optimizer)
+        self.last_loss_prompt_ids: list[list[int]] = []
+        self._generation_prompt_ids: list[list[int]] = []
+
+    def _generate(self, prompts: list) -> tuple:
+        generation_prompts = [with_system(p, self.value_system_prompt) for p in prompts]
+        output = list(super()._generate(generation_prompts))
+        self._generation_prompt_ids = [list(ids) for ids in output[0]]
+        if self.exclude_system_prompt:
+            loss_prompts = [with_system(p, self.loss_system_prompt) for p in copy.deepcopy(prompts)]
+            loss_ids, _, _ = self._tokenize_prompts(loss_prompts)
+            output[0] = [list(ids) for ids in loss_ids]
+        self.last_loss_prompt_ids = [list(ids) for ids in output[0]]
+        return tuple(output)
+
+    def _generate_and_score_completions(self, inputs: list[dict[str, Any]]) -> dict[str, Any]:
+        batch = super()._generate_and_score_completions(inputs)
+        if self.context_correction:
+            self._reweight_advantages(batch)
+        if self.log_kl and self.beta == 0.0 and self.reference_policy is not None:
+            self._log_reference_kl(batch)
+        return batch
+
+    def _completion_logps(self, model: Any, prompt_ids: list[list[int]], batch: dict[str, Any]) -> torch.Tensor:
+        """Per-token log-probabilities of the batch's completions after the given prompts."""
+        pad = self._tokenizer.pad_token_id
+        width = max(len(ids) for ids in prompt_ids)
+        padded = torch.tensor([[pad] * (width - len(ids)) + ids for ids in prompt_ids], device=self.accelerator.device)
+        mask = torch.tensor([[0] * (width - len(ids)) + [1] * len(ids) for ids in prompt_ids], device=padded.device)
+        completion_ids, completion_mask = batch["completion_ids"], batch["completion_mask"]
+        with torch.no_grad():
+            logps, _, _ = self._get_per_token_logps_and_entropies(
+                model,
+                torch.cat([padded, completion_ids], dim=1),
+                torch.cat([mask, completion_mask], dim=1),
+                completion_ids.size(1),
+                batch_size=self.args.per_device_train_batch_size,
+            )
+        return logps
+
+    def _reweight_advantages(self, batch: dict[str, Any]) -> None:
+        """advantage *= min(pi(y|x) / pi(y|system,x), clip); logs the mean weight."""
+        mask = batch["completion_mask"]
+        loss_logps = (self._completion_logps(self.model, self.last_loss_prompt_ids, batch) * mask).sum(dim=1)
+        generation_logps = (self._completion_logps(self.model, self._generation_prompt_ids, batch) * mask).sum(dim=1)
+        weights = torch.exp((loss_logps - generation_logps).clamp(max=torch.log(torch.tensor(self.correction_clip))))
+        batch["advantages"] = batch["advantages"] * weights.to(batch["advantages"].dtype)
+        self._metrics["train"]["context/importance_weight"].append(weights.mean().item())
+
+    def _log_reference_kl(self, batch: dict[str, Any]) -> None:
+        """TRL's k3 estimate of KL(policy || initial policy) on the loss sequences, for logging only."""
+        mask = batch["completion_mask"]
+        policy = self._completion_logps(self.model, self.last_loss_prompt_ids, batch)
+        with self.reference_policy() as reference:
+            initial = self._completion_logps(reference, self.last_loss_prompt_ids, batch)
+        per_token = torch.exp(initial - policy) - (initial - policy) - 1
+        kl = (per_token * mask).sum() / mask.sum().clamp(min=1)
+        self._metrics["train"]["kl"].append(self.accelerator.gather(kl).mean().item())

@@ -1,0 +1,35 @@
+"""Shared helpers for dynalign's own tests (plugin-author fixtures come from dynalign.testing)."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture
+def fake_dist(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """Install a fake plugin distribution on sys.path: a `.dist-info` folder plus a module.
+
+    `fake_dist("dynalign-broken", "broken_mod", "raise RuntimeError('boom')")` returns the folder.
+    """
+
+    def make(dist: str, module: str, source: str, entry_name: str | None = None) -> Path:
+        root = tmp_path / "site"
+        root.mkdir(exist_ok=True)
+        (root / f"{module}.py").write_text(textwrap.dedent(source))
+        info = root / f"{dist.replace('-', '_')}-0.1.dist-info"
+        info.mkdir()
+        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 0.1\n")
+        (info / "entry_points.txt").write_text(f"[dynalign]\n{entry_name or module} = {module}\n")
+        monkeypatch.syspath_prepend(str(root))
+        return root
+
+    return make
+
+
+def write_config(path: Path, text: str) -> Path:
+    """Write a dedented TOML config and return its path."""
+    path.write_text(textwrap.dedent(text))
+    return path

@@ -1,0 +1,149 @@
+"""The `grpo` optimizer on a tiny random model: CLI end to end, loss context, kill and resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import write_config
+
+TINY_RUN = """
+value = "ca"
+seed = 3
+[policy]
+backend = "hf"
+options = {{ model = "{model}" }}
+[prompts]
+generator = "file"
+options = {{ n = 16, held_out = 4 }}
+[[rewarders]]
+name = "self-reward"
+[optimizer]
+name = "grpo"
+options = {{ num_generations = 4, max_steps = {steps}, max_completion_length = 12, save_steps = 2 }}
+"""
+
+METRIC_KEYS = {
+    "step",
+    "seconds",
+    "reward_mean",
+    "reward_std",
+    "zero_std_fraction",
+    "unscorable_rate",
+    "completion_length",
+    "kl",
+    "loss",
+    "learning_rate",
+}
+
+
+def test_cli_runs_grpo_end_to_end(tmp_path, tiny_model_dir, run_cli):
+    config = write_config(tmp_path / "tiny.toml", TINY_RUN.format(model=tiny_model_dir, steps=3))
+    result = run_cli("run", config, "--out", tmp_path / "run")
+    assert result.exit_code == 0, result.stderr
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [1, 2, 3]
+    assert METRIC_KEYS <= set(rows[0]), METRIC_KEYS - set(rows[0])
+    assert all(0.0 <= r["reward_mean"] <= 5.0 for r in rows)
+
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    round_dir = tmp_path / "run" / "rounds" / "0"
+    base = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    adapted = PeftModel.from_pretrained(base, round_dir / "checkpoints" / "checkpoint-2")  # stock PEFT loading
+    assert any("lora" in name for name, _ in adapted.named_parameters())
+    merged = AutoModelForCausalLM.from_pretrained(round_dir / "model")
+    changed = any(
+        not (p.detach() == q.detach()).all()
+        for p, q in zip(merged.parameters(), AutoModelForCausalLM.from_pretrained(tiny_model_dir).parameters())
+    )
+    assert changed  # training moved the weights
+    state = json.loads((tmp_path / "run" / "state.json").read_text())
+    assert state["rounds"]["0"]["steps"] == 3
+
+
+def _trainer(tiny_model_dir, tmp_path, value, exclude: bool):
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from dynalign_grpo.options import GRPOOptions, build_grpo_config
+    from dynalign_grpo.trainer import ValueContextGRPOTrainer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    options = GRPOOptions(num_generations=2, max_steps=1, max_completion_length=4)
+    return ValueContextGRPOTrainer(
+        model=AutoModelForCausalLM.from_pretrained(tiny_model_dir),
+        reward_funcs=[lambda prompts, completions, **kw: [float(len(c[0]["content"])) for c in completions]],
+        args=build_grpo_config(options, tmp_path / "ckpt", 0, [1.0]),
+        train_dataset=Dataset.from_list([{"prompt": [{"role": "user", "content": "Plan a street party."}]}] * 2),
+        processing_class=tokenizer,
+        value_system_prompt=value.system_prompt.strip(),
+        exclude_system_prompt=exclude,
+    ), tokenizer
+
+
+@pytest.mark.parametrize("exclude", [True, False])
+def test_loss_sees_the_prompt_without_the_value_system_prompt(tiny_model_dir, tmp_path, ca_value, exclude):
+    trainer, tokenizer = _trainer(tiny_model_dir, tmp_path, ca_value, exclude)
+    inputs = [{"prompt": [{"role": "user", "content": "Plan a street party."}]}] * 2
+    batch = trainer._generate_and_score_completions(inputs)
+    loss_text = tokenizer.decode(batch["prompt_ids"][0][batch["prompt_mask"][0].bool()])
+    generation_text = tokenizer.decode(trainer._generation_prompt_ids[0])
+    value_marker = ca_value.system_prompt.strip()[:60]
+    assert value_marker in generation_text and "Plan a street party." in generation_text
+    assert "Plan a street party." in loss_text
+    if exclude:
+        assert value_marker not in loss_text
+        assert "You are a helpful AI assistant named SmolLM" in loss_text  # the template's own default
+    else:
+        assert value_marker in loss_text
+
+
+def test_context_correction_reweights_advantages(tiny_model_dir, tmp_path, ca_value):
+    trainer, _ = _trainer(tiny_model_dir, tmp_path, ca_value, exclude=True)
+    trainer.context_correction = True
+    batch = trainer._generate_and_score_completions([{"prompt": [{"role": "user", "content": "Hi"}]}] * 2)
+    weights = trainer._metrics["train"]["context/importance_weight"]
+    assert len(weights) == 1 and 0.0 < weights[0] <= trainer.correction_clip
+    assert batch["advantages"].shape == (2,)
+
+
+def _dynalign(*args: str, cwd: Path) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "dynalign.cli", *args],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+
+
+def test_kill_and_resume_gives_each_step_once(tmp_path, tiny_model_dir):
+    config = write_config(tmp_path / "tiny.toml", TINY_RUN.format(model=tiny_model_dir, steps=6))
+    metrics = tmp_path / "run" / "metrics.jsonl"
+    process = _dynalign("run", str(config), "--out", str(tmp_path / "run"), cwd=tmp_path)
+    deadline = time.time() + 300
+    while time.time() < deadline and process.poll() is None:
+        if metrics.exists() and len(metrics.read_text().splitlines()) >= 3:
+            break
+        time.sleep(0.1)
+    assert process.poll() is None, process.stdout.read().decode()[-2000:]
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    killed_at = len(metrics.read_text().splitlines())
+    assert killed_at < 6
+
+    resumed = _dynalign("run", str(config), "--out", str(tmp_path / "run"), "--resume", cwd=tmp_path)
+    output = resumed.communicate(timeout=300)[0].decode()
+    assert resumed.returncode == 0, output[-2000:]
+    steps = [json.loads(line)["step"] for line in metrics.read_text().splitlines()]
+    assert steps == [1, 2, 3, 4, 5, 6]
+    assert json.loads((tmp_path / "run" / "state.json").read_text())["rounds"]["0"]["steps"] == 6

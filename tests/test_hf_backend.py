@@ -1,0 +1,65 @@
+"""The `hf` backend: tiny random model in fast tests, real SmolLM2 through the conversion cache."""
+
+from __future__ import annotations
+
+import pytest
+
+from dynalign.errors import ModelError
+from dynalign.interfaces import GenerationParams
+from dynalign_hf.backend import HFChatModel, HFOptions, resolve_model_path
+
+
+def test_tiny_model_generates_n_samples_per_conversation(tiny_model_dir):
+    model = HFChatModel(HFOptions(model=str(tiny_model_dir), batch_size=2))
+    conversations = [
+        [{"role": "user", "content": f"Say something about {topic}."}] for topic in ("rain", "bread", "maps")
+    ]
+    answers = model.chat(conversations, GenerationParams(max_new_tokens=5, n=2, seed=0))
+    assert [len(a) for a in answers] == [2, 2, 2]
+    assert all(isinstance(text, str) for group in answers for text in group)
+    again = model.chat(conversations, GenerationParams(max_new_tokens=5, n=2, seed=0))
+    assert again == answers  # seeded sampling is reproducible
+
+
+def test_next_token_probs_are_a_distribution_over_choices(tiny_model_dir):
+    model = HFChatModel(HFOptions(model=str(tiny_model_dir)))
+    probs = model.next_token_probs([[{"role": "user", "content": "Rate it."}]] * 2, list("012345"), "Score: ")
+    assert len(probs) == 2 and set(probs[0]) == set("012345")
+    assert all(0.0 < p < 1.0 for p in probs[0].values())
+    assert probs[0] == pytest.approx(probs[1])
+
+
+def test_multi_token_choice_is_rejected(tiny_model_dir):
+    model = HFChatModel(HFOptions(model=str(tiny_model_dir)))
+    with pytest.raises(ValueError, match="must be one"):
+        model.next_token_probs([[{"role": "user", "content": "x"}]], ["excellent answer"])
+
+
+def test_missing_paths_are_clear_errors(tmp_path):
+    with pytest.raises(ModelError, match="does not exist"):
+        resolve_model_path("./nowhere/model")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ModelError, match="no config.json"):
+        resolve_model_path(str(tmp_path / "empty"))
+    with pytest.raises(ModelError, match="not in the local Hugging Face cache"):
+        resolve_model_path("someone/not-downloaded-model")
+    with pytest.raises(ModelError, match="unknown embedded model"):
+        resolve_model_path("embedded:gpt-9")
+
+
+@pytest.mark.model
+def test_smollm2_converted_once_and_answers(tmp_path, monkeypatch):
+    monkeypatch.setenv("DYNALIGN_CACHE_DIR", str(tmp_path))
+    folder = resolve_model_path("embedded:smollm2-135m-instruct")
+    assert (tmp_path / "models").exists() and folder.startswith(str(tmp_path))
+    from transformers import AutoModelForCausalLM
+
+    loaded = AutoModelForCausalLM.from_pretrained(folder)
+    assert not getattr(loaded, "is_quantized", False)  # trainable plain fp32 weights
+    model = HFChatModel(HFOptions(model=folder))
+    [[answer]] = model.chat(
+        [[{"role": "user", "content": "What is the capital of France?"}]],
+        GenerationParams(max_new_tokens=12, temperature=0.0),
+    )
+    assert "Paris" in answer
+    assert resolve_model_path("embedded:smollm2-135m-instruct") == folder  # cached: no second conversion
