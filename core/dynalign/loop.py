@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from dynalign.config import RunConfig, redact
-from dynalign.interfaces import TrainRequest
+from dynalign.errors import RunDirectoryError
+from dynalign.interfaces import ChatModel, PromptRecord, TrainRequest
 from dynalign.registry import Registry
 from dynalign.rundir import RunDirectory
-from dynalign.stack import resolve
+from dynalign.stack import Stack, resolve
 
 Say = Callable[[str], None]
 
@@ -35,6 +37,9 @@ def run(
     root = Path(out or config.output_dir or default_output_dir(source))
     resolved = redact(config.model_dump(mode="json"))
     stack.optimizer.check(stack.policy, stack.value)
+    main = is_main_process()
+    if not main:  # under `accelerate launch`: rank 0 owns the run directory; others follow it
+        return _follow(stack, RunDirectory(root), resume)
     run_dir = RunDirectory.prepare(root, resolved, resume)
     stack.context.run_dir = run_dir.root
     say(f"run directory: {run_dir.root}")
@@ -55,20 +60,7 @@ def run(
             continue
         say(f"round {round_index + 1}/{config.rounds}: training with {config.optimizer.name!r}")
         started = time.time()
-        result = stack.optimizer.train(
-            TrainRequest(
-                policy=policy,
-                prompts=prompts.train,
-                rewarders=stack.rewarders,
-                value=stack.value,
-                output_dir=run_dir.path(f"rounds/{round_index}"),
-                round_index=round_index,
-                resume=resume,
-                on_metrics=_metrics_writer(run_dir, round_index),
-                on_rewind=lambda step, r=round_index: run_dir.rewind_metrics(r, step),
-                seed=config.seed + round_index,
-            )
-        )
+        result = stack.optimizer.train(_request(stack, run_dir, policy, prompts.train, round_index, resume))
         state["rounds"][str(round_index)] = {
             "model_dir": str(result.model_dir),
             "steps": result.steps,
@@ -88,6 +80,47 @@ def run(
     final = state["rounds"][str(config.rounds - 1)]["model_dir"]
     run_dir.write_json("results.json", {"final_model": final, "rounds": state["rounds"]})
     say(f"done: final model in {final}; metrics in {run_dir.path(RunDirectory.METRICS)}")
+    return run_dir
+
+
+def is_main_process() -> bool:
+    """False in the non-zero ranks of a distributed launch (accelerate, torchrun)."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def _request(
+    stack: Stack, run_dir: RunDirectory, policy: ChatModel, prompts: list[PromptRecord], round_index: int, resume: bool
+) -> TrainRequest:
+    main = is_main_process()
+    return TrainRequest(
+        policy=policy,
+        prompts=prompts,
+        rewarders=stack.rewarders,
+        value=stack.value,
+        output_dir=run_dir.path(f"rounds/{round_index}"),
+        round_index=round_index,
+        resume=resume,
+        on_metrics=_metrics_writer(run_dir, round_index) if main else lambda row: None,
+        on_rewind=(lambda step: run_dir.rewind_metrics(round_index, step)) if main else lambda step: None,
+        seed=stack.config.seed + round_index,
+    )
+
+
+def _follow(stack: Stack, run_dir: RunDirectory, resume: bool, timeout: float = 1800.0) -> RunDirectory:
+    """A non-zero rank: wait for rank 0's prompts, then train the same rounds in lockstep."""
+    deadline = time.time() + timeout
+    while (prompts := run_dir.read_prompts()) is None:
+        if time.time() > deadline:
+            raise RunDirectoryError(f"rank 0 wrote no prompts to {run_dir.root} within {timeout:.0f} s")
+        time.sleep(1.0)
+    done = run_dir.state["rounds"] if resume else {}
+    policy = stack.policy
+    for round_index in range(stack.config.rounds):
+        if str(round_index) in done:
+            policy = stack.policy_at(done[str(round_index)]["model_dir"])
+            continue
+        result = stack.optimizer.train(_request(stack, run_dir, policy, prompts.train, round_index, resume))
+        policy = stack.policy_at(result.model_dir)
     return run_dir
 
 

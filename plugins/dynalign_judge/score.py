@@ -1,0 +1,98 @@
+"""`dynalign score CONFIG INPUT.jsonl --out OUT.jsonl`: score (prompt, completion) rows with the
+config's rewarders, without training."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+
+def _read_rows(path: Path) -> list[dict[str, Any]]:
+    from dynalign.errors import DynalignError
+
+    if not path.exists():
+        raise DynalignError(f"input file {path} does not exist")
+    rows = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise DynalignError(f"{path}:{number}: not valid JSON ({exc.msg})") from exc
+        if not isinstance(row, dict) or "prompt" not in row or "completion" not in row:
+            raise DynalignError(f"{path}:{number}: each row needs `prompt` and `completion` (strings or messages)")
+        rows.append(row)
+    if not rows:
+        raise DynalignError(f"input file {path} holds no rows")
+    return rows
+
+
+def _batches(rows: list[dict[str, Any]], size: int) -> list[list[int]]:
+    """Row indices in batches of about `size`, never splitting the candidates of one prompt
+    (pairwise and groupwise judges compare them)."""
+    from dynalign_judge.support import group_indices, prompt_text
+
+    batches: list[list[int]] = [[]]
+    for group in group_indices([json.dumps(prompt_text(r["prompt"])) for r in rows]):
+        if batches[-1] and len(batches[-1]) + len(group) > size:
+            batches.append([])
+        batches[-1].extend(group)
+    return batches
+
+
+def score(
+    config: Annotated[Path, typer.Argument(help="Config whose [[rewarders]] score the rows.")],
+    input_file: Annotated[
+        Path, typer.Argument(metavar="INPUT.jsonl", help="Rows with `prompt` and `completion` (strings or messages).")
+    ],
+    out: Annotated[Path, typer.Option(help="Where to write the rows with their rewards (JSON lines).")],
+    run_dir: Annotated[
+        Path | None,
+        typer.Option(help="Folder for the verdict cache, API usage and records (default: OUT without suffix + .run)."),
+    ] = None,
+    batch_size: Annotated[int, typer.Option(min=1, help="Rows per rewarder call.")] = 64,
+) -> None:
+    """Score (prompt, completion) rows with the config's rewarders (e.g. a judge), without training."""
+    from tqdm import tqdm
+
+    from dynalign.config import load_config
+    from dynalign.context import RunContext
+    from dynalign.plugins import get_registry
+    from dynalign.rundir import atomic_write_text
+
+    cfg = load_config(config)
+    registry = get_registry()
+    folder = run_dir or out.with_suffix(".run")
+    context = RunContext(registry.get("value", cfg.value).obj, registry, folder, cfg.seed, str(config))
+    rewarders = [
+        (ref, context.build("rewarder", ref.name, ref.options, f"rewarders[{i}].options"))
+        for i, ref in enumerate(cfg.rewarders)
+    ]
+    names = [
+        ref.name if [r.name for r, _ in rewarders].count(ref.name) == 1 else f"{ref.name}#{i}"
+        for i, (ref, _) in enumerate(rewarders)
+    ]
+    rows = _read_rows(input_file)
+    folder.mkdir(parents=True, exist_ok=True)
+    results: dict[int, dict[str, float | None]] = {}
+    for batch in tqdm(_batches(rows, batch_size), desc="scoring", unit="batch", disable=None):
+        prompts = [rows[i]["prompt"] for i in batch]
+        completions = [rows[i]["completion"] for i in batch]
+        for name, (_, rewarder) in zip(names, rewarders):
+            scores = rewarder(prompts, completions)
+            for index, value in zip(batch, scores):
+                results.setdefault(index, {})[name] = value
+    lines = []
+    for index, row in enumerate(rows):
+        rewards = results[index]
+        weighted = [ref.weight * rewards[n] for n, (ref, _) in zip(names, rewarders) if rewards[n] is not None]
+        lines.append(json.dumps({**row, "rewards": rewards, "reward": sum(weighted) if weighted else None}) + "\n")
+    atomic_write_text(out, "".join(lines))
+    summary = {key: round(value, 4) for _, rewarder in rewarders for key, value in rewarder.pop_metrics().items()}
+    unscored = sum(1 for line in lines if json.loads(line)["reward"] is None)
+    typer.echo(f"scored {len(rows)} rows ({unscored} unscored) with {', '.join(names)}; wrote {out}")
+    typer.echo(json.dumps(summary, sort_keys=True))
