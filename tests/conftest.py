@@ -33,3 +33,50 @@ def write_config(path: Path, text: str) -> Path:
     """Write a dedented TOML config and return its path."""
     path.write_text(textwrap.dedent(text))
     return path
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def examples_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The example value and rewarder packages, pip-installed into a folder of their own."""
+    import subprocess
+    import sys
+
+    target = tmp_path_factory.mktemp("examples-site")
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            "--target",
+            str(target),
+            str(ROOT / "examples" / "value-hhh"),
+            str(ROOT / "examples" / "rewarder-rules"),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return target
+
+
+def dynalign_with(site: Path, *args: str, cwd: Path | None = None, timeout: float = 600):
+    """Run the `dynalign` CLI in a subprocess that also sees the packages in `site`."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])}
+    return subprocess.run(
+        [sys.executable, "-m", "dynalign.cli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        timeout=timeout,
+    )
