@@ -10,7 +10,16 @@ from pydantic import Field
 
 from dynalign.config import load_config
 from dynalign.errors import RunDirectoryError
-from dynalign.interfaces import ChatModel, Optimizer, Options, TrainRequest, TrainResult
+from dynalign.interfaces import (
+    ChatModel,
+    Optimizer,
+    Options,
+    PromptGenerator,
+    PromptRecord,
+    PromptSet,
+    TrainRequest,
+    TrainResult,
+)
 from dynalign.loop import run
 from dynalign.plugins import load_registry
 from dynalign.rundir import RunDirectory
@@ -141,3 +150,46 @@ def test_torn_metrics_line_is_skipped(tmp_path):
     with (tmp_path / "metrics.jsonl").open("a") as handle:
         handle.write('{"round": 0, "st')
     assert run_dir.read_jsonl("metrics.jsonl") == [{"round": 0, "step": 1}]
+
+
+class WeakestFirst(PromptGenerator):
+    """Ten prompts; a refresh keeps the prompts of the weakest pillar."""
+
+    name = "weakest-first"
+    seen: list[dict[str, float]] = []
+
+    def generate(self, value):
+        return PromptSet(
+            train=[PromptRecord(id=str(i), prompt=f"p{i}", pillar=["Knowledge", "Power"][i % 2]) for i in range(10)],
+            held_out=[PromptRecord(id="h", prompt="held")],
+        )
+
+    def refresh(self, value, previous, weakness, round_index):
+        type(self).seen.append(weakness)
+        weakest = max(weakness, key=weakness.get)
+        return [p for p in previous if p.pillar == weakest] + [PromptRecord(id="h", prompt="held")]
+
+
+class PillarOptimizer(CountingOptimizer):
+    """Logs how many prompts it got and a weak Power pillar."""
+
+    name = "pillar-counting"
+
+    def train(self, request):
+        request.on_metrics({"step": 1, "prompts": len(request.prompts), "pillar/Knowledge": 4.0, "pillar/Power": 2.0})
+        model = request.output_dir / "model"
+        model.mkdir(parents=True, exist_ok=True)
+        return TrainResult(model_dir=model, steps=1)
+
+
+def test_prompts_refresh_each_round_toward_the_weakest_pillar(tmp_path):
+    registry = load_registry(extra_plugins=[scripted_plugin(FolderPolicy, PillarOptimizer, WeakestFirst)])
+    path = tmp_path / "refresh.toml"
+    path.write_text(
+        'value = "ca"\nrounds = 3\n[policy]\nbackend = "folder"\n[prompts]\ngenerator = "weakest-first"\n'
+        'refresh = true\n[optimizer]\nname = "pillar-counting"\n'
+    )
+    run_dir = run(load_config(path), source=str(path), out=tmp_path / "r", registry=registry, say=lambda _: None)
+    assert [r["prompts"] for r in run_dir.read_jsonl("metrics.jsonl")] == [10, 5, 5]
+    assert WeakestFirst.seen[0] == {"Knowledge": 0.0, "Power": 0.5}
+    assert all(p.pillar == "Power" and p.id != "h" for p in run_dir.round_prompts(1))  # held-out never trains

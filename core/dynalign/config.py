@@ -39,6 +39,7 @@ class PromptsRef(_Section):
 
     generator: str = "file"
     options: dict[str, Any] = Field(default_factory=dict)
+    refresh: bool = Field(False, description="Ask the generator for new training prompts each round after the first.")
 
 
 class ComponentRef(_Section):

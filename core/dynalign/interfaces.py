@@ -113,6 +113,17 @@ class PromptGenerator(Component):
         """Return the training and held-out prompts for `value`."""
         raise NotImplementedError
 
+    def refresh(
+        self, value: ValueSpec, previous: list[PromptRecord], weakness: dict[str, float], round_index: int
+    ) -> list[PromptRecord]:
+        """Training prompts for round `round_index` (> 0) when the config asks for a refresh.
+
+        `weakness` maps each pillar to how much the policy lagged on it last round (0..1,
+        higher = weaker), from the rewarders' per-pillar diagnostics; a generator may use it
+        to emphasise those pillars. Default: keep the previous round's prompts.
+        """
+        return previous
+
 
 @dataclass
 class PolicyHandle:

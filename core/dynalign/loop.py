@@ -10,7 +10,7 @@ from typing import Any
 
 from dynalign.config import RunConfig, redact
 from dynalign.errors import RunDirectoryError
-from dynalign.interfaces import ChatModel, PromptRecord, TrainRequest
+from dynalign.interfaces import ChatModel, PromptRecord, PromptSet, TrainRequest
 from dynalign.registry import Registry
 from dynalign.rundir import RunDirectory
 from dynalign.stack import Stack, resolve
@@ -60,7 +60,8 @@ def run(
             continue
         say(f"round {round_index + 1}/{config.rounds}: training with {config.optimizer.name!r}")
         started = time.time()
-        result = stack.optimizer.train(_request(stack, run_dir, policy, prompts.train, round_index, resume))
+        train = _round_prompts(stack, run_dir, prompts.train, round_index, say)
+        result = stack.optimizer.train(_request(stack, run_dir, policy, train, round_index, resume))
         state["rounds"][str(round_index)] = {
             "model_dir": str(result.model_dir),
             "steps": result.steps,
@@ -81,6 +82,27 @@ def run(
     run_dir.write_json("results.json", {"final_model": final, "rounds": state["rounds"]})
     say(f"done: final model in {final}; metrics in {run_dir.path(RunDirectory.METRICS)}")
     return run_dir
+
+
+def _round_prompts(
+    stack: Stack, run_dir: RunDirectory, initial: list[PromptRecord], round_index: int, say: Say
+) -> list[PromptRecord]:
+    """Round 0 trains on the initial set; later rounds on a refreshed one if configured."""
+    if round_index == 0 or not stack.config.prompts.refresh:
+        return initial
+    kept = run_dir.round_prompts(round_index)
+    if kept is not None:
+        return kept
+    previous = run_dir.round_prompts(round_index - 1) or initial
+    weakness = run_dir.pillar_weakness(round_index - 1)
+    held_out = {p.id for p in (run_dir.read_prompts() or PromptSet(train=[])).held_out}
+    fresh = [p for p in stack.generator.refresh(stack.value, previous, weakness, round_index) if p.id not in held_out]
+    run_dir.write_round_prompts(round_index, fresh)
+    say(
+        f"prompts: {len(fresh)} refreshed for round {round_index + 1} (weakest pillars first: "
+        f"{', '.join(sorted(weakness, key=weakness.get, reverse=True)) or 'no pillar diagnostics'})"
+    )
+    return fresh
 
 
 def is_main_process() -> bool:
@@ -109,19 +131,28 @@ def _request(
 def _follow(stack: Stack, run_dir: RunDirectory, resume: bool, timeout: float = 1800.0) -> RunDirectory:
     """A non-zero rank: wait for rank 0's prompts, then train the same rounds in lockstep."""
     deadline = time.time() + timeout
-    while (prompts := run_dir.read_prompts()) is None:
-        if time.time() > deadline:
-            raise RunDirectoryError(f"rank 0 wrote no prompts to {run_dir.root} within {timeout:.0f} s")
-        time.sleep(1.0)
+    prompts = _wait_for(run_dir.read_prompts, deadline, f"prompts in {run_dir.root}")
     done = run_dir.state["rounds"] if resume else {}
     policy = stack.policy
     for round_index in range(stack.config.rounds):
         if str(round_index) in done:
             policy = stack.policy_at(done[str(round_index)]["model_dir"])
             continue
-        result = stack.optimizer.train(_request(stack, run_dir, policy, prompts.train, round_index, resume))
+        train = None
+        if round_index and stack.config.prompts.refresh:
+            train = _wait_for(lambda r=round_index: run_dir.round_prompts(r), deadline, "refreshed prompts")
+        result = stack.optimizer.train(_request(stack, run_dir, policy, train or prompts.train, round_index, resume))
         policy = stack.policy_at(result.model_dir)
     return run_dir
+
+
+def _wait_for(read: Callable[[], Any], deadline: float, what: str) -> Any:
+    """Poll `read()` until it returns something other than None (rank 0 writes it)."""
+    while (found := read()) is None:
+        if time.time() > deadline:
+            raise RunDirectoryError(f"rank 0 wrote no {what} in time")
+        time.sleep(1.0)
+    return found
 
 
 def _metrics_writer(run_dir: RunDirectory, round_index: int) -> Callable[[dict[str, Any]], None]:

@@ -150,6 +150,27 @@ class RunDirectory:
             rows = [record.model_dump() for record in getattr(prompts, split)]
             self.rewrite_jsonl(f"prompts/{split}.jsonl", rows)
 
+    def round_prompts(self, round_index: int) -> list[PromptRecord] | None:
+        """Refreshed training prompts of a round (None: the round uses the initial set)."""
+        rows = self.read_jsonl(f"prompts/round-{round_index}.jsonl")
+        return [PromptRecord(**r) for r in rows] or None
+
+    def write_round_prompts(self, round_index: int, records: list[PromptRecord]) -> None:
+        """Atomically record a round's refreshed training prompts."""
+        self.rewrite_jsonl(f"prompts/round-{round_index}.jsonl", [r.model_dump() for r in records])
+
+    def pillar_weakness(self, round_index: int) -> dict[str, float]:
+        """Per pillar, 1 - mean score / best pillar's mean, from a round's `pillar/<Name>` metrics."""
+        sums: dict[str, list[float]] = {}
+        for row in self.read_jsonl(self.METRICS):
+            if row.get("round") == round_index:
+                for key, value in row.items():
+                    if key.startswith("pillar/") and isinstance(value, (int, float)):
+                        sums.setdefault(key.split("/", 1)[1], []).append(float(value))
+        means = {pillar: sum(values) / len(values) for pillar, values in sums.items()}
+        best = max(means.values(), default=0.0)
+        return {pillar: (1.0 - mean / best) if best > 0 else 0.0 for pillar, mean in means.items()}
+
     def read_prompts(self) -> PromptSet | None:
         """The run's prompt set, or None if it has not been written yet."""
         if not self.path("prompts/train.jsonl").exists():

@@ -22,6 +22,7 @@ RENAMES = {
     "learning_rate": "learning_rate",
     "entropy": "entropy",
     "grad_norm": "grad_norm",
+    "step_time": "step_time",
 }
 
 

@@ -1,0 +1,116 @@
+"""Marked tests: real SmolLM2 steps, two processes under accelerate, and proof that GRPO learns."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+from conftest import ROOT, write_config
+
+SMOLLM2_RUN = """
+value = "ca"
+[prompts]
+generator = "file"
+options = { n = 12, held_out = 4 }
+[[rewarders]]
+name = "self-reward"
+options = { pillar_diagnostics = true }
+[optimizer]
+name = "grpo"
+options = { num_generations = 4, max_steps = 2, max_completion_length = 24, save_steps = 2 }
+"""
+
+
+def _rows(run_dir):
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+@pytest.mark.model
+def test_smollm2_self_aligns_for_a_few_real_steps(tmp_path, run_cli):
+    config = write_config(tmp_path / "smol.toml", SMOLLM2_RUN)
+    result = run_cli("run", config, "--out", tmp_path / "run")
+    assert result.exit_code == 0, result.stderr
+    rows = _rows(tmp_path / "run")
+    assert [r["step"] for r in rows] == [1, 2]
+    for row in rows:
+        assert 0.0 < row["reward_mean"] < 5.0 and row["unscorable_rate"] == 0.0
+        assert {"pillar/Knowledge", "pillar/Benevolence"} <= set(row)
+    assert (tmp_path / "run" / "rounds" / "0" / "model" / "model.safetensors").exists()
+
+
+@pytest.mark.slow
+def test_two_cpu_processes_under_accelerate_launch(tmp_path, tiny_model_dir):
+    config = write_config(
+        tmp_path / "ddp.toml",
+        f"""
+        value = "ca"
+        [policy]
+        backend = "hf"
+        options = {{ model = "{tiny_model_dir}" }}
+        [prompts]
+        generator = "file"
+        options = {{ n = 16, held_out = 4 }}
+        [[rewarders]]
+        name = "self-reward"
+        [optimizer]
+        name = "grpo"
+        options = {{ num_generations = 4, max_steps = 2, max_completion_length = 8, save_steps = 2 }}
+        """,
+    )
+    accelerate = shutil.which("accelerate", path=os.path.dirname(sys.executable)) or "accelerate"
+    done = subprocess.run(
+        [
+            accelerate,
+            "launch",
+            "--config_file",
+            str(ROOT / "examples" / "accelerate" / "cpu-2proc.yaml"),
+            "-m",
+            "dynalign.cli",
+            "run",
+            str(config),
+            "--out",
+            str(tmp_path / "run"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = _rows(tmp_path / "run")
+    assert [r["step"] for r in rows] == [1, 2]  # rank 0 writes, once per step
+    assert all(r["unscorable_rate"] == 0.0 for r in rows)  # the self-rewarder scored in both processes
+    state = json.loads((tmp_path / "run" / "state.json").read_text())
+    assert state["rounds"]["0"]["world_size"] == 2
+
+
+LEARNING_RUN = """
+value = "ca"
+seed = 0
+[prompts]
+generator = "file"
+options = { held_out = 8 }
+[[rewarders]]
+name = "word-rules"
+options = { word_pattern = "[a-z]+[.,]?" }
+[optimizer]
+name = "grpo"
+options = { num_generations = 4, max_steps = 32, max_completion_length = 32, save_steps = 100, learning_rate = 3e-4, log_kl = false, scale_rewards = "batch" }
+"""
+
+
+@pytest.mark.slow
+def test_grpo_raises_a_rule_based_reward_on_smollm2(tmp_path, examples_site):
+    """Proof that the optimizer learns: with the example rule-based rewarder (share of plain
+    lower-case words), mean reward over the last steps beats the first steps."""
+    config = write_config(tmp_path / "learn.toml", LEARNING_RUN)
+    done = dynalign_with(examples_site, "run", config, "--out", tmp_path / "run", cwd=tmp_path, timeout=1800)
+    assert done.returncode == 0, done.stderr[-3000:]
+    rewards = [row["reward_mean"] for row in _rows(tmp_path / "run")]
+    first, last = sum(rewards[:8]) / 8, sum(rewards[-8:]) / 8
+    print(f"reward first 8 steps {first:.3f}, last 8 steps {last:.3f}: {[round(r, 3) for r in rewards]}")
+    assert last > first + 0.05
