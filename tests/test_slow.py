@@ -9,7 +9,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import ROOT, write_config
+from conftest import ROOT, dynalign_with, write_config
 
 SMOLLM2_RUN = """
 value = "ca"

@@ -113,7 +113,7 @@ def config_check(path: Path) -> None:
     rewarders = ", ".join(f"{r.name}x{r.weight:g}" for r in config.rewarders)
     typer.echo(
         f"ok: value={stack.value.name} policy={config.policy.backend} prompts={config.prompts.generator} "
-        f"rewarders=[{rewarders}] optimizer={config.optimizer.name}"
+        f"rewarders=[{rewarders}] optimizer={config.optimizer.name} stages=[{', '.join(s.name for s in config.stages)}]"
     )
 
 

@@ -214,6 +214,7 @@ class Stage(Component):
     """A step `dynalign run` takes after training (evaluation, report), in config order."""
 
     kind = "stage"
+    before_training: ClassVar[bool] = False  # True: runs after the prompts, before round 1
 
     def run(self, stack: Any, run_dir: Any, say: Callable[[str], None]) -> None:
         """Do the stage's work for a finished run (`stack`: dynalign.stack.Stack;

@@ -52,6 +52,7 @@ def run(
     say(f"prompts: {len(prompts.train)} train, {len(prompts.held_out)} held out")
 
     state = run_dir.state
+    _run_stages(stack, run_dir, state, say, before_training=True)
     policy = stack.policy
     for round_index in range(config.rounds):
         done = state["rounds"].get(str(round_index))
@@ -71,17 +72,23 @@ def run(
         run_dir.save_state(state)
         policy = stack.policy_at(result.model_dir)
 
-    for ref, stage in zip(config.stages, stack.stages):
-        if ref.name in state.setdefault("stages_done", []):
+    final = state["rounds"][str(config.rounds - 1)]["model_dir"]
+    run_dir.write_json("results.json", {"final_model": final, "rounds": state["rounds"]})
+    _run_stages(stack, run_dir, state, say, before_training=False)
+    say(f"done: final model in {final}; metrics in {run_dir.path(RunDirectory.METRICS)}")
+    return run_dir
+
+
+def _run_stages(stack: Stack, run_dir: RunDirectory, state: dict[str, Any], say: Say, before_training: bool) -> None:
+    """Run the config's stages of one phase, in order, each once (resume skips finished ones)."""
+    done = state.setdefault("stages_done", [])
+    for ref, stage in zip(stack.config.stages, stack.stages):
+        if stage.before_training != before_training or ref.name in done:
             continue
         say(f"stage: {ref.name}")
         stage.run(stack, run_dir, say)
-        state["stages_done"].append(ref.name)
+        done.append(ref.name)
         run_dir.save_state(state)
-    final = state["rounds"][str(config.rounds - 1)]["model_dir"]
-    run_dir.write_json("results.json", {"final_model": final, "rounds": state["rounds"]})
-    say(f"done: final model in {final}; metrics in {run_dir.path(RunDirectory.METRICS)}")
-    return run_dir
 
 
 def _round_prompts(

@@ -97,7 +97,9 @@ class GRPOOptimizer(Optimizer):
             trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
         model_dir = self._save_final(trainer, tokenizer, request.output_dir)
         return TrainResult(
-            model_dir=model_dir, steps=trainer.state.global_step, extra={"world_size": trainer.accelerator.num_processes}
+            model_dir=model_dir,
+            steps=trainer.state.global_step,
+            extra={"world_size": trainer.accelerator.num_processes},
         )
 
     def _peft_config(self) -> Any:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any, Literal
 
@@ -97,7 +98,9 @@ def build_grpo_config(options: GRPOOptions, output_dir: Path, seed: int, reward_
         **options.trl,
     }
     try:
-        return GRPOConfig(**settings)
+        with warnings.catch_warnings():  # transformers' own rename of gradient_checkpointing
+            warnings.filterwarnings("ignore", category=FutureWarning, module="transformers")
+            return GRPOConfig(**settings)
     except TypeError as exc:
         bad = str(exc).split("'")[1] if "'" in str(exc) else str(exc)
         raise ConfigError(f"optimizer.options.trl.{bad}: unknown TRL GRPOConfig option") from exc

@@ -1,0 +1,130 @@
+"""The `dynalign eval`, `dynalign report` and `dynalign judge-check` commands."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from pydantic import ValidationError
+
+from dynalign.config import ModelRef, validation_message
+from dynalign.errors import ConfigError
+from dynalign.registry import Registry
+from dynalign_eval.stages import EvalOptions, JudgeMode, ReportOptions
+
+JudgeOption = Annotated[
+    str | None,
+    typer.Option(
+        "--judge",
+        help="Judge: a model for the policy's backend (folder, hub id, embedded:NAME), BACKEND:MODEL, "
+        'or JSON {"backend": ..., "options": {...}}. Default: the policy itself.',
+    ),
+]
+
+
+def parse_judge(spec: str | None, policy: ModelRef, registry: Registry) -> ModelRef | None:
+    """A judge `ModelRef` from the command line's --judge (None: use the policy)."""
+    if spec is None:
+        return None
+    if spec.lstrip().startswith("{"):
+        try:
+            return ModelRef.model_validate(json.loads(spec))
+        except (json.JSONDecodeError, ValidationError) as exc:
+            raise ConfigError(f"--judge: not a valid {{backend, options}} JSON object: {exc}") from exc
+    backend, _, model = spec.partition(":")
+    if model and any(entry.name == backend or backend in entry.aliases for entry in registry.entries("model")):
+        return ModelRef(backend=backend, options={"model": model})
+    return ModelRef(backend=policy.backend, options={**policy.options, "model": spec})
+
+
+def _options(cls: type, base: dict[str, Any], where: str, **overrides: Any) -> Any:
+    data = {**base, **{k: v for k, v in overrides.items() if v is not None}}
+    try:
+        return cls.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(validation_message(where, exc)) from exc
+
+
+def eval_command(
+    run_dir: Annotated[Path, typer.Argument(help="A finished run directory.")],
+    limit: Annotated[int | None, typer.Option(help="At most N held-out, IFEval and task prompts (quick runs).")] = None,
+    judge: JudgeOption = None,
+    judge_mode: Annotated[JudgeMode | None, typer.Option(help="auto, probs or generate.")] = None,
+    ifeval: Annotated[str | None, typer.Option(help="IFEval input_data.jsonl (or hub:google/IFEval).")] = None,
+    task: Annotated[list[str] | None, typer.Option(help="Further lm-eval task (repeatable).")] = None,
+    max_new_tokens: Annotated[int | None, typer.Option(help="Answer length for win-rate prompts.")] = None,
+) -> None:
+    """Evaluate a run: value win rate over the base model, judge-check, IFEval, lm-eval tasks."""
+    from dynalign_eval.evaluate import evaluate
+    from dynalign_eval.rundata import final_model_dir, open_run
+
+    run = open_run(run_dir)
+    final = final_model_dir(run.run_dir)
+    judge_ref = parse_judge(judge, run.config.policy, run.context.registry)
+    options = _options(
+        EvalOptions,
+        run.stage_options("eval"),
+        f"{run_dir}/config.json: stages.eval.options",
+        limit=limit,
+        ifeval_limit=limit,
+        tasks_limit=limit,
+        judge=judge_ref.model_dump() if judge_ref else None,
+        judge_mode=judge_mode,
+        ifeval_path=ifeval,
+        tasks=task or None,
+        max_new_tokens=max_new_tokens,
+    )
+    base = run.context.build_model(run.config.policy, where="policy")
+    aligned_ref = run.config.policy.model_copy(deep=True)
+    aligned_ref.options["model"] = str(final)
+    aligned = run.context.build_model(aligned_ref, where="policy")
+    evaluate(run.run_dir, run.context, base, aligned, options, typer.echo)
+
+
+def report_command(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory (evaluated or not).")],
+    samples: Annotated[int | None, typer.Option(help="Rows of base vs aligned answers.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Folder for index.html and PNGs (default RUN_DIR/report).")] = None,
+) -> None:
+    """Write one self-contained HTML page (plus PNGs) about a run and print its path."""
+    from dynalign_eval.report import write_report
+    from dynalign_eval.rundata import open_run
+
+    run = open_run(run_dir)
+    options = _options(
+        ReportOptions, run.stage_options("report"), f"{run_dir}: stages.report.options", samples=samples, out=out
+    )
+    typer.echo(str(write_report(run.run_dir, options)))
+
+
+def judge_check_command(
+    config: Annotated[Path | None, typer.Argument(help="Config file; none: the default CA stack.")] = None,
+    judge: JudgeOption = None,
+    mode: Annotated[JudgeMode, typer.Option(help="auto, probs or generate.")] = "auto",
+    limit: Annotated[int | None, typer.Option(help="At most N calibration pairs.")] = None,
+    threshold: Annotated[float, typer.Option(help="Exit non-zero when an accuracy is below this.")] = 0.0,
+    out: Annotated[Path | None, typer.Option(help="Also write the full results as JSON here.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the full results as JSON.")] = False,
+) -> None:
+    """Check how well a judge (default: the policy) separates the value's calibration pairs."""
+    from dynalign.config import load_config
+    from dynalign.context import RunContext
+    from dynalign.plugins import get_registry
+    from dynalign.rundir import atomic_write_text
+    from dynalign_eval.judgecheck import JudgeCheckError, judge_check, judge_quality_problems, summary_line
+
+    run_config = load_config(config)
+    registry = get_registry()
+    source = str(config) if config else "default config"
+    context = RunContext(registry.get("value", run_config.value).obj, registry, seed=run_config.seed, source=source)
+    ref = parse_judge(judge, run_config.policy, registry) or run_config.policy
+    model = context.build_model(ref, where="judge" if judge else "policy")
+    result = judge_check(context.value, model, mode=mode, limit=limit, say=None if as_json else typer.echo)
+    if out is not None:
+        atomic_write_text(out, json.dumps(result, indent=2) + "\n")
+    typer.echo(json.dumps(result, indent=2) if as_json else summary_line(result))
+    problems = judge_quality_problems(result, threshold)
+    if problems:
+        raise JudgeCheckError(problems[0])

@@ -1,0 +1,154 @@
+"""The `eval` stage's work: win rate, judge-check, IFEval and further tasks, written to
+RUN_DIR/eval/results.json after every section so that partial results survive (marked)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import datetime, timezone
+from typing import Any
+
+from dynalign.context import RunContext
+from dynalign.errors import DynalignError
+from dynalign.interfaces import ChatModel, GenerationParams
+from dynalign.rundir import RECORDED_PACKAGES, RunDirectory, package_versions
+from dynalign_eval.rundata import describe, model_path
+from dynalign_eval.stages import EvalError, EvalOptions
+from dynalign_eval.winrate import win_rate
+
+RESULTS = "eval/results.json"
+SECTIONS = ("win_rate", "judge_check", "ifeval", "tasks")
+Say = Callable[[str], None]
+
+
+def build_judge(context: RunContext, base: ChatModel, options: EvalOptions) -> tuple[ChatModel, bool]:
+    """The eval judge and whether it is the base policy itself (self-judged)."""
+    if options.judge is None:
+        return base, True
+    judge = context.build_model(options.judge, where="eval.judge")
+    return judge, judge.describe() == base.describe()
+
+
+def _answers(model: ChatModel, prompts: list[str], max_new_tokens: int, seed: int) -> list[str]:
+    params = GenerationParams(max_new_tokens=max_new_tokens, temperature=0.0, seed=seed)
+    return [reply[0] for reply in model.chat([[{"role": "user", "content": p}] for p in prompts], params)]
+
+
+def _ifeval(run_dir: RunDirectory, base: ChatModel, aligned: ChatModel, options: EvalOptions, say: Say) -> dict:
+    from dynalign_eval import ifeval
+
+    if options.ifeval_path is None:
+        return {"skipped": "no ifeval_path set"}
+    rows = ifeval.load_rows(options.ifeval_path, options.ifeval_limit)
+    prompts = [row["prompt"] for row in rows]
+    out: dict[str, Any] = {"source": options.ifeval_path, "max_new_tokens": options.ifeval_max_new_tokens}
+    answers = {}
+    for role, model in (("base", base), ("aligned", aligned)):
+        say(f"eval: IFEval, {len(rows)} prompts, {role} model")
+        answers[role] = _answers(model, prompts, options.ifeval_max_new_tokens, options.seed)
+        out[role] = ifeval.score(rows, answers[role], options.bootstrap, options.seed)
+    out["tokenizers"] = out["base"]["tokenizers"]
+    run_dir.rewrite_jsonl(
+        "eval/ifeval_answers.jsonl",
+        [{"key": r["key"], "base": answers["base"][i], "aligned": answers["aligned"][i]} for i, r in enumerate(rows)],
+    )
+    return out
+
+
+def _tasks(base: ChatModel, aligned: ChatModel, options: EvalOptions, say: Say, errors: dict[str, str]) -> dict:
+    from dynalign_eval.tasks import run_task
+
+    out: dict[str, Any] = {}
+    for task in options.tasks:
+        out[task] = {}
+        for role, model in (("base", base), ("aligned", aligned)):
+            folder = model_path(model)
+            try:
+                if role == "aligned" and "error" in out[task]["base"]:
+                    raise EvalError(f"lm-eval task {task} skipped for the aligned model: it failed for the base model")
+                if folder is None:
+                    raise EvalError(f"lm-eval task {task} needs a local model folder; the {role} model has none")
+                say(f"eval: lm-eval {task}, {role} model")
+                out[task][role] = run_task(task, folder, options.tasks_limit, options.allow_download)
+            except DynalignError as exc:
+                out[task][role] = {"error": str(exc)}
+                errors[f"tasks.{task}.{role}"] = str(exc)
+                say(f"eval: {exc}")
+    return out
+
+
+def evaluate(
+    run_dir: RunDirectory,
+    context: RunContext,
+    base: ChatModel,
+    aligned: ChatModel,
+    options: EvalOptions,
+    say: Say = print,
+) -> dict[str, Any]:
+    """Evaluate `aligned` against `base`; raises EvalError (after saving) if a section failed."""
+    started = time.time()
+    judge, self_judged = build_judge(context, base, options)
+    results: dict[str, Any] = {
+        "status": "running",
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "value": context.value.name,
+        "settings": options.model_dump(mode="json"),
+        "models": {"base": describe(base), "aligned": describe(aligned), "judge": describe(judge)},
+        "self_judged": self_judged,
+        "versions": package_versions((*RECORDED_PACKAGES, "lm-eval", "nltk", "numpy")),
+        "pending": list(SECTIONS),
+        "errors": {},
+    }
+    if self_judged:
+        say("eval: judge is the base policy itself (self_judged: true); set eval options.judge for an outside judge")
+    run_dir.write_json(RESULTS, results)
+
+    def judge_check_section() -> dict[str, Any]:
+        from dynalign_eval.judgecheck import judge_check
+
+        if not options.judge_check:
+            return {"skipped": "judge_check = false"}
+        return judge_check(context.value, judge, mode=options.judge_mode, max_new_tokens=options.judge_max_new_tokens)
+
+    sections: dict[str, Callable[[], dict[str, Any]]] = {
+        "win_rate": lambda: win_rate(run_dir, context.value, base, aligned, judge, options, say),
+        "judge_check": judge_check_section,
+        "ifeval": lambda: _ifeval(run_dir, base, aligned, options, say),
+        "tasks": lambda: _tasks(base, aligned, options, say, results["errors"]),
+    }
+    for name in SECTIONS:
+        try:
+            results[name] = sections[name]()
+        except DynalignError as exc:
+            results[name] = {"error": str(exc)}
+            results["errors"][name] = str(exc)
+            say(f"eval: {name} failed: {exc}")
+        results["pending"].remove(name)
+        run_dir.write_json(RESULTS, results)
+    results["status"] = "partial" if results["errors"] else "complete"
+    results["seconds"] = round(time.time() - started, 1)
+    path = run_dir.write_json(RESULTS, results)
+    say(f"eval: {summary(results)}")
+    if results["errors"]:
+        first = next(iter(results["errors"].values()))
+        raise EvalError(f"eval finished with {len(results['errors'])} error(s), partial results in {path}: {first}")
+    say(f"eval: results in {path}")
+    return results
+
+
+def summary(results: dict[str, Any]) -> str:
+    """Headline numbers of an eval as one line."""
+    parts = []
+    win = results.get("win_rate") or {}
+    if "win_rate" in win:
+        low, high = win["ci95"]
+        judged = " (self-judged)" if results.get("self_judged") else ""
+        parts.append(f"win rate {win['win_rate']:.1%} [{low:.1%}, {high:.1%}]{judged}, LC {win['lc_win_rate']:.1%}")
+    ife = results.get("ifeval") or {}
+    if "base" in ife and "aligned" in ife:
+        b, a = ife["base"]["prompt_level_strict_acc"], ife["aligned"]["prompt_level_strict_acc"]
+        parts.append(f"IFEval prompt-strict base {b:.1%} -> aligned {a:.1%}")
+    check = results.get("judge_check") or {}
+    if "pairwise_accuracy" in check:
+        parts.append(f"judge pairwise acc {check['pairwise_accuracy']:.2f}")
+    return "; ".join(parts) or "no results"

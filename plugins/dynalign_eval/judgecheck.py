@@ -1,0 +1,111 @@
+"""judge-check: can a judge tell a value's better answer from its worse one?
+
+Call `judge_check` before training (the loop warns or stops below a threshold with
+`judge_quality_problems`) or through `dynalign judge-check`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from dynalign.errors import DynalignError
+from dynalign.interfaces import ChatModel
+from dynalign.values import ValueSpec
+from dynalign_eval.verdicts import order_score, pairwise, pointwise, resolve_mode
+
+
+class JudgeCheckError(DynalignError):
+    """The judge cannot separate the value's calibration pairs well enough (or has none)."""
+
+
+def judge_check(
+    value: ValueSpec,
+    judge: ChatModel,
+    *,
+    mode: str = "auto",
+    max_new_tokens: int = 64,
+    limit: int | None = None,
+    say: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Measure `judge` on `value.calibration`: pointwise accuracy (better scored strictly above
+    worse), pairwise accuracy over both orders, and the position-bias rate (the same position
+    chosen in both orders). Returns a JSON-ready dict."""
+    pairs = list(value.calibration)[:limit]
+    if not pairs:
+        raise JudgeCheckError(f"value {value.name!r} has no calibration pairs; add some to the value file")
+    used = resolve_mode(judge, mode)
+    if say:
+        say(f"judge-check: {len(pairs)} calibration pairs, judge {judge.describe()}, mode {used}")
+    scores = pointwise(
+        judge,
+        value,
+        [(p.prompt, answer) for p in pairs for answer in (p.better, p.worse)],
+        used,
+        max_new_tokens,
+    )
+    items = [(p.prompt, p.better, p.worse) for p in pairs] + [(p.prompt, p.worse, p.better) for p in pairs]
+    verdicts = pairwise(judge, value, items, used, max_new_tokens)
+    forward, backward = verdicts[: len(pairs)], verdicts[len(pairs) :]
+    rows = []
+    for i, pair in enumerate(pairs):
+        better, worse = scores[2 * i], scores[2 * i + 1]
+        rows.append(
+            {
+                "prompt": pair.prompt,
+                "pillar": pair.pillar,
+                "score_better": better,
+                "score_worse": worse,
+                "pointwise_correct": better is not None and worse is not None and better > worse,
+                "verdict_better_first": forward[i].winner,
+                "verdict_better_second": backward[i].winner,
+                "prob_a_better_first": forward[i].prob_a,
+                "prob_a_better_second": backward[i].prob_a,
+            }
+        )
+    n = len(pairs)
+    first_ok = [order_score(v, True) == 1.0 for v in forward]
+    second_ok = [order_score(v, False) == 1.0 for v in backward]
+    same_position = [f.winner in ("A", "B") and f.winner == b.winner for f, b in zip(forward, backward)]
+    unscored = sum(s is None for s in scores)
+    unparsable = sum(v.winner is None for v in verdicts)
+    return {
+        "value": value.name,
+        "judge": judge.describe(),
+        "mode": used,
+        "n_pairs": n,
+        "pointwise_accuracy": sum(r["pointwise_correct"] for r in rows) / n,
+        "pointwise_ties": sum(
+            1 for r in rows if r["score_better"] is not None and r["score_better"] == r["score_worse"]
+        )
+        / n,
+        "pointwise_unscorable_rate": unscored / (2 * n),
+        "pairwise_accuracy": (sum(first_ok) + sum(second_ok)) / (2 * n),
+        "pairwise_accuracy_better_first": sum(first_ok) / n,
+        "pairwise_accuracy_better_second": sum(second_ok) / n,
+        "pairwise_consistent_accuracy": sum(a and b for a, b in zip(first_ok, second_ok)) / n,
+        "position_bias_rate": sum(same_position) / n,
+        "pairwise_unparsable_rate": unparsable / (2 * n),
+        "pairs": rows,
+    }
+
+
+def judge_quality_problems(
+    result: dict[str, Any], threshold: float, metrics: tuple[str, ...] = ("pointwise_accuracy", "pairwise_accuracy")
+) -> list[str]:
+    """One line per metric of `result` below `threshold` (empty: the judge passes)."""
+    return [
+        f"judge-check: {name} {result[name]:.2f} is below {threshold:.2f} "
+        f"({result['n_pairs']} calibration pairs); self-rewarding with this judge may only amplify noise"
+        for name in metrics
+        if result[name] < threshold
+    ]
+
+
+def summary_line(result: dict[str, Any]) -> str:
+    """The headline numbers of a judge-check as one line."""
+    return (
+        f"judge-check ({result['n_pairs']} pairs, {result['mode']}): pointwise {result['pointwise_accuracy']:.2f}, "
+        f"pairwise {result['pairwise_accuracy']:.2f} (both orders right {result['pairwise_consistent_accuracy']:.2f}), "
+        f"position bias {result['position_bias_rate']:.2f}"
+    )
