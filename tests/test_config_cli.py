@@ -93,8 +93,8 @@ def test_config_check_accepts_the_example_configs(run_cli):
 
     root = Path(__file__).resolve().parents[1] / "examples" / "configs"
     for path in sorted(root.glob("*.toml")):
-        if "openai" in path.name or "anthropic" in path.name:
-            continue  # need their API key variable; covered by the judge tests
+        if path.name == "rules.toml":
+            continue  # needs the example packages: tests/test_examples.py checks it with them installed
         result = run_cli("config", "check", path)
         assert result.exit_code == 0, f"{path.name}: {result.stderr}"
         assert result.stdout.startswith("ok: ")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Mapping
+from typing import Any
 
 from dynalign.interfaces import Conversation
 from dynalign.values import ValueSpec
@@ -25,6 +26,26 @@ _PREFERENCE = re.compile(r"(?i)\b(?:winner|better|preferred)\s*[:=]\s*\**\s*\[?(
 
 def _nonce(*parts: str) -> str:
     return hashlib.sha256("\x00".join(parts).encode()).hexdigest()[:8]
+
+
+def prompt_text(prompt: Any) -> str:
+    """The user request of a prompt: a string, or a conversation (system messages left out:
+    the value's system prompt is the policy's instruction, not part of the request)."""
+    if isinstance(prompt, str):
+        return prompt
+    turns = [m for m in prompt if m.get("role") != "system"]
+    if len(turns) == 1:
+        return str(turns[0].get("content", ""))
+    return "\n\n".join(f"{m.get('role', 'user')}: {m.get('content', '')}" for m in turns)
+
+
+def completion_text(completion: Any) -> str:
+    """A candidate's text: a string, one message, or a list of (assistant) messages."""
+    if isinstance(completion, str):
+        return completion
+    if isinstance(completion, dict):
+        return str(completion.get("content", ""))
+    return "".join(str(m.get("content", "")) for m in completion if m.get("role", "assistant") == "assistant")
 
 
 def fence(text: str, label: str, nonce: str) -> str:

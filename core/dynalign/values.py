@@ -7,13 +7,13 @@ from here, so a new value never needs code beyond those few lines.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import tomllib
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from dynalign.errors import ValueSpecError
+from dynalign.files import read_jsonl_strict
 
 
 class _Strict(BaseModel):
@@ -129,12 +129,6 @@ def load_value_file(path: str | Path) -> ValueSpec:
 
 
 def _read_prompt_lines(path: Path) -> list[dict]:
-    rows = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError as exc:
-            raise ValueSpecError(f"{path}:{number}: not valid JSON: {exc.msg}") from exc
-    return rows
+    if not path.exists():
+        raise ValueSpecError(f"prompts_file {path} does not exist (fix the value file)")
+    return read_jsonl_strict(path, ValueSpecError)

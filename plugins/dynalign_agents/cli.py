@@ -76,7 +76,7 @@ def stats(
 ) -> None:
     """Histograms of pairwise ROUGE-L and prompt length (PNG), the numbers as JSON, a summary."""
     from dynalign.errors import DynalignError
-    from dynalign.rundir import atomic_write_text
+    from dynalign.files import atomic_write_text
     from dynalign_agents.output import read_prompt_rows
     from dynalign_agents.stats import compute_stats, plot, summary_lines
 

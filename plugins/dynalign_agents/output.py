@@ -9,8 +9,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from dynalign.files import atomic_write_text
 from dynalign.interfaces import PromptRecord, PromptSet
-from dynalign.rundir import atomic_write_text
 
 SPLITS = ("train", "held_out")
 

@@ -16,8 +16,8 @@ from typing import Any, TypeVar
 from pydantic import Field
 
 from dynalign.errors import ConfigError, ModelError
+from dynalign.files import atomic_write_text
 from dynalign.interfaces import ChatModel, Conversation, GenerationParams, Options
-from dynalign.rundir import atomic_write_text
 
 T = TypeVar("T")
 USAGE_FILE = "api_usage.json"

@@ -111,8 +111,8 @@ def judge_check_command(
     """Check how well a judge (default: the policy) separates the value's calibration pairs."""
     from dynalign.config import load_config
     from dynalign.context import RunContext
+    from dynalign.files import atomic_write_text
     from dynalign.plugins import get_registry
-    from dynalign.rundir import atomic_write_text
     from dynalign_eval.judgecheck import JudgeCheckError, judge_check, judge_quality_problems, summary_line
 
     run_config = load_config(config)

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 import re
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from dynalign.files import numbered_jsonl
 from dynalign_eval.stages import EvalError
 
 REQUIRED = ("key", "prompt", "instruction_id_list", "kwargs")
@@ -31,13 +31,7 @@ def load_rows(source: str, limit: int | None = None) -> list[dict[str, Any]]:
     if not path.is_file():
         raise EvalError(f"IFEval file {path} does not exist; set ifeval_path to IFEval's input_data.jsonl")
     rows = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise EvalError(f"{path}:{number}: not valid JSON ({exc.msg}); fix or remove the line") from exc
+    for number, row in numbered_jsonl(path, EvalError, "; fix or remove the line"):
         _check_row(row, f"{path}:{number}")
         rows.append(row)
         if limit is not None and len(rows) >= limit:

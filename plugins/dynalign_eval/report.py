@@ -8,7 +8,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from dynalign.rundir import RunDirectory, atomic_write_text
+from dynalign.files import atomic_write_text
+from dynalign.rundir import RunDirectory
 from dynalign_eval import charts
 from dynalign_eval.promptstats import numeric_lists, prompt_stats, scalars
 from dynalign_eval.stages import EvalError, ReportOptions

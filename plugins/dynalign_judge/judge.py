@@ -15,10 +15,12 @@ from dynalign.errors import ConfigError
 from dynalign.interfaces import ChatModel, GenerationParams, Options, Rewarder
 from dynalign.judging import (
     SCORE_PREFIX,
+    completion_text,
     expected_score,
     pairwise_messages,
     parse_score,
     pointwise_messages,
+    prompt_text,
     rubric_system,
     score_choices,
 )
@@ -26,10 +28,8 @@ from dynalign_judge.support import (
     FailureBudget,
     JudgmentCache,
     check_model_ref,
-    completion_text,
     digest,
     group_indices,
-    prompt_text,
 )
 from dynalign_judge.verdicts import (
     combine_orders,

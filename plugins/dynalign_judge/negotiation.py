@@ -12,9 +12,9 @@ from pydantic import Field, model_validator
 from dynalign.config import ModelRef
 from dynalign.errors import ConfigError
 from dynalign.interfaces import ChatModel, GenerationParams, Options, Rewarder
-from dynalign.judging import fence, parse_score, rubric_system
+from dynalign.judging import completion_text, fence, parse_score, prompt_text, rubric_system
 from dynalign.rundir import RunDirectory
-from dynalign_judge.support import FailureBudget, check_model_ref, completion_text, digest, prompt_text
+from dynalign_judge.support import FailureBudget, check_model_ref, digest
 
 RECORD_FILE = "negotiation.jsonl"
 

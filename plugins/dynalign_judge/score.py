@@ -9,6 +9,8 @@ from typing import Annotated, Any
 
 import typer
 
+from dynalign.files import numbered_jsonl
+
 
 def _read_rows(path: Path) -> list[dict[str, Any]]:
     from dynalign.errors import DynalignError
@@ -16,13 +18,7 @@ def _read_rows(path: Path) -> list[dict[str, Any]]:
     if not path.exists():
         raise DynalignError(f"input file {path} does not exist")
     rows = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DynalignError(f"{path}:{number}: not valid JSON ({exc.msg})") from exc
+    for number, row in numbered_jsonl(path):
         if not isinstance(row, dict) or "prompt" not in row or "completion" not in row:
             raise DynalignError(f"{path}:{number}: each row needs `prompt` and `completion` (strings or messages)")
         rows.append(row)
@@ -34,7 +30,8 @@ def _read_rows(path: Path) -> list[dict[str, Any]]:
 def _batches(rows: list[dict[str, Any]], size: int) -> list[list[int]]:
     """Row indices in batches of about `size`, never splitting the candidates of one prompt
     (pairwise and groupwise judges compare them)."""
-    from dynalign_judge.support import group_indices, prompt_text
+    from dynalign.judging import prompt_text
+    from dynalign_judge.support import group_indices
 
     batches: list[list[int]] = [[]]
     for group in group_indices([json.dumps(prompt_text(r["prompt"])) for r in rows]):
@@ -61,8 +58,8 @@ def score(
 
     from dynalign.config import load_config
     from dynalign.context import RunContext
+    from dynalign.files import atomic_write_text
     from dynalign.plugins import get_registry
-    from dynalign.rundir import atomic_write_text
 
     cfg = load_config(config)
     registry = get_registry()

@@ -30,26 +30,6 @@ def check_model_ref(context: Any, ref: ModelRef, where: str) -> None:
         raise ConfigError(validation_message(context.source, exc, prefix=f"{where}.options")) from exc
 
 
-def prompt_text(prompt: Any) -> str:
-    """The user request of a prompt: a string, or a conversation (system messages left out:
-    the value's system prompt is the policy's instruction, not part of the request)."""
-    if isinstance(prompt, str):
-        return prompt
-    turns = [m for m in prompt if m.get("role") != "system"]
-    if len(turns) == 1:
-        return str(turns[0].get("content", ""))
-    return "\n\n".join(f"{m.get('role', 'user')}: {m.get('content', '')}" for m in turns)
-
-
-def completion_text(completion: Any) -> str:
-    """A candidate's text: a string, one message, or a list of (assistant) messages."""
-    if isinstance(completion, str):
-        return completion
-    if isinstance(completion, dict):
-        return str(completion.get("content", ""))
-    return "".join(str(m.get("content", "")) for m in completion if m.get("role", "assistant") == "assistant")
-
-
 def group_indices(prompts: Sequence[str]) -> list[list[int]]:
     """Indices of completions sharing a prompt, in order of first appearance."""
     groups: dict[str, list[int]] = {}

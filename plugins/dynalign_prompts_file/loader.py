@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import json
 import random
 from pathlib import Path
 
 from pydantic import Field
 
 from dynalign.errors import ConfigError
+from dynalign.files import read_jsonl_strict
 from dynalign.interfaces import Options, PromptGenerator, PromptRecord, PromptSet
 from dynalign.values import ValueSpec
 
@@ -39,14 +39,7 @@ def _rows_from_path(path: Path) -> list[dict]:
     if path.suffix == ".csv":
         with path.open(newline="", encoding="utf-8") as handle:
             return list(csv.DictReader(handle))
-    rows = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if line.strip():
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as exc:
-                raise ConfigError(f"{path}:{number}: not valid JSON ({exc.msg})") from exc
-    return rows
+    return read_jsonl_strict(path, ConfigError)
 
 
 def prompt_id(text: str) -> str:

@@ -18,10 +18,12 @@ from dynalign.errors import DynalignError
 from dynalign.interfaces import GenerationParams, Options, PolicyHandle, Rewarder
 from dynalign.judging import (
     SCORE_PREFIX,
+    completion_text,
     expected_score,
     parse_score,
     pillar_messages,
     pointwise_messages,
+    prompt_text,
     score_choices,
 )
 
@@ -34,14 +36,6 @@ class SelfRewardOptions(Options):
     pillar_diagnostics: bool = Field(False, description="Also log per-pillar scores (never rewarded).")
     verdict_max_new_tokens: int = Field(48, ge=4, description="Length of a written verdict.")
     batch_size: int = Field(8, ge=1)
-
-
-def text_of(item: Any) -> str:
-    """Plain text of a TRL prompt or completion (a string or a list of chat messages)."""
-    if isinstance(item, str):
-        return item
-    users = [m["content"] for m in item if m.get("role") in ("user", "assistant")]
-    return users[-1] if users else ""
 
 
 class SelfRewarder(Rewarder):
@@ -69,7 +63,7 @@ class SelfRewarder(Rewarder):
         if self.policy is None or self.context is None:
             raise DynalignError("self-reward needs the policy being trained; use it as a rewarder of an optimizer")
         value = self.context.value
-        pairs = [(text_of(p), text_of(c)) for p, c in zip(prompts, completions)]
+        pairs = [(prompt_text(p), completion_text(c)) for p, c in zip(prompts, completions)]
         conversations = [pointwise_messages(value, p, c) for p, c in pairs]
         with self._judge() as model:
             scores = self._score(model, conversations)
