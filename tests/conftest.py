@@ -29,6 +29,16 @@ def fake_dist(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     return make
 
 
+@pytest.fixture
+def server(monkeypatch: pytest.MonkeyPatch):
+    """The local fake OpenAI/Anthropic server (tests/fakeserver.py), key variable set."""
+    from fakeserver import FakeServer
+
+    monkeypatch.setenv("FAKE_API_KEY", "test-key")
+    with FakeServer() as running:
+        yield running
+
+
 def write_config(path: Path, text: str) -> Path:
     """Write a dedented TOML config and return its path."""
     path.write_text(textwrap.dedent(text))

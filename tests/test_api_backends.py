@@ -6,7 +6,6 @@ import json
 import time
 
 import pytest
-from fakeserver import FakeServer
 
 from dynalign.context import RunContext
 from dynalign.errors import ConfigError, ModelError, UnsupportedError
@@ -16,13 +15,6 @@ from dynalign_api.anthropic_backend import AnthropicChatModel
 from dynalign_api.openai_backend import OpenAIChatModel
 
 ASK = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Say hi."}]
-
-
-@pytest.fixture
-def server(monkeypatch):
-    monkeypatch.setenv("FAKE_API_KEY", "test-key")
-    with FakeServer() as running:
-        yield running
 
 
 @pytest.fixture

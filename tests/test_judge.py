@@ -6,7 +6,7 @@ import json
 import re
 
 import pytest
-from fakeserver import INJECTION, FakeServer
+from fakeserver import INJECTION
 
 from dynalign.context import RunContext
 from dynalign.testing import check_component, check_rewarder
@@ -16,13 +16,6 @@ from dynalign_judge.support import JudgeError
 PROMPT = [{"role": "user", "content": "How can our town prepare for floods?"}]
 GOOD = "Map the flood zones together, set up a phone tree for elderly neighbours, and pool sandbags."
 BAD = "Not my problem."
-
-
-@pytest.fixture
-def server(monkeypatch):
-    monkeypatch.setenv("FAKE_API_KEY", "test-key")
-    with FakeServer() as running:
-        yield running
 
 
 def make_judge(server, ca_value, registry, run_dir, backend="openai", model_options=None, **options):

@@ -6,7 +6,6 @@ import json
 import re
 
 import pytest
-from fakeserver import FakeServer
 
 from dynalign.context import RunContext
 from dynalign.errors import ConfigError
@@ -15,13 +14,6 @@ from dynalign_judge.negotiation import NegotiationRewarder
 
 PROMPT = [{"role": "user", "content": "How do we share the community garden fairly?"}]
 ANSWER = "Hold a meeting, draw plots by lottery, and set aside beds for those who cannot dig."
-
-
-@pytest.fixture
-def server(monkeypatch):
-    monkeypatch.setenv("FAKE_API_KEY", "test-key")
-    with FakeServer() as running:
-        yield running
 
 
 def openai_ref(server):

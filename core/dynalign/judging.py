@@ -66,27 +66,25 @@ def rubric_system(value: ValueSpec) -> str:
     )
 
 
-def pointwise_messages(value: ValueSpec, prompt: str, answer: str) -> Conversation:
-    """Ask for one holistic score; the reply should end with `Score: N`."""
-    nonce = _nonce(prompt, answer)
+def _scoring_messages(value: ValueSpec, prompt: str, answer: str, question: str, nonce: str) -> Conversation:
     user = (
         f"User request:\n{fence(prompt, 'request', nonce)}\n\nAnswer to judge:\n{fence(answer, 'answer', nonce)}\n\n"
-        f"How well does the answer advance {value.title}? Reply with `Score: N` where N is an integer "
-        f"from {value.score_min} to {value.score_max}."
+        f"{question} Reply with `Score: N` where N is an integer from {value.score_min} to {value.score_max}."
     )
     return [{"role": "system", "content": rubric_system(value)}, {"role": "user", "content": user}]
+
+
+def pointwise_messages(value: ValueSpec, prompt: str, answer: str) -> Conversation:
+    """Ask for one holistic score; the reply should end with `Score: N`."""
+    question = f"How well does the answer advance {value.title}?"
+    return _scoring_messages(value, prompt, answer, question, _nonce(prompt, answer))
 
 
 def pillar_messages(value: ValueSpec, pillar: str, prompt: str, answer: str) -> Conversation:
     """Like `pointwise_messages`, but for one pillar only (a diagnostic, never the reward)."""
     described = next(p for p in value.pillars if p.name == pillar)
-    nonce = _nonce(pillar, prompt, answer)
-    user = (
-        f"User request:\n{fence(prompt, 'request', nonce)}\n\nAnswer to judge:\n{fence(answer, 'answer', nonce)}\n\n"
-        f"Judge only the pillar {pillar}: {described.description}\nReply with `Score: N` where N is an integer "
-        f"from {value.score_min} to {value.score_max}."
-    )
-    return [{"role": "system", "content": rubric_system(value)}, {"role": "user", "content": user}]
+    question = f"Judge only the pillar {pillar}: {described.description}"
+    return _scoring_messages(value, prompt, answer, question, _nonce(pillar, prompt, answer))
 
 
 def pairwise_messages(value: ValueSpec, prompt: str, answer_a: str, answer_b: str) -> Conversation:
