@@ -96,21 +96,22 @@ generator = "file"
 options = { held_out = 8 }
 [[rewarders]]
 name = "word-rules"
-options = { word_pattern = "[a-z]+[.,]?" }
+options = { openers = ["to", "the", "when", "imagine", "learning", "teaching", "here"] }
 [optimizer]
 name = "grpo"
-options = { num_generations = 4, max_steps = 32, max_completion_length = 32, save_steps = 100, learning_rate = 3e-4, log_kl = false, scale_rewards = "batch" }
+options = { num_generations = 8, max_steps = 30, max_completion_length = 8, save_steps = 100, learning_rate = 5e-4, log_kl = false, scale_rewards = "batch" }
 """
 
 
 @pytest.mark.slow
 def test_grpo_raises_a_rule_based_reward_on_smollm2(tmp_path, examples_site):
-    """Proof that the optimizer learns: with the example rule-based rewarder (share of plain
-    lower-case words), mean reward over the last steps beats the first steps."""
+    """Proof that the optimizer learns: with the example rule-based rewarder (1 when the answer
+    opens with one of a few words SmolLM2 uses about a third of the time), the mean reward of
+    the last 8 steps clearly beats the first 8 (measured: 0.24 -> 1.00 in 30 steps)."""
     config = write_config(tmp_path / "learn.toml", LEARNING_RUN)
     done = dynalign_with(examples_site, "run", config, "--out", tmp_path / "run", cwd=tmp_path, timeout=1800)
     assert done.returncode == 0, done.stderr[-3000:]
     rewards = [row["reward_mean"] for row in _rows(tmp_path / "run")]
     first, last = sum(rewards[:8]) / 8, sum(rewards[-8:]) / 8
     print(f"reward first 8 steps {first:.3f}, last 8 steps {last:.3f}: {[round(r, 3) for r in rewards]}")
-    assert last > first + 0.05
+    assert last > first + 0.3

@@ -1,4 +1,5 @@
-"""`word-rules`: reward the share of a completion's words that match a regex, plus keywords."""
+"""`word-rules`: reward the share of a completion's words that match a regex, keywords present,
+and the word an answer opens with."""
 
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ class WordRulesOptions(Options):
     word_pattern: str | None = Field(None, description="Regex; reward = share of words fully matching it.")
     keywords: list[str] = Field(default_factory=list, description="Each distinct keyword present adds keyword_bonus.")
     keyword_bonus: float = 1.0
+    openers: list[str] = Field(default_factory=list, description="Adds opener_bonus if the first word is one of these.")
+    opener_bonus: float = 1.0
     max_words: int | None = Field(None, ge=1, description="Answers longer than this get 0.")
 
 
@@ -42,6 +45,9 @@ class WordRulesRewarder(Rewarder):
         score = 0.0
         if self._pattern is not None and words:
             score += sum(bool(self._pattern.fullmatch(w)) for w in words) / len(words)
+        first = words[0].strip(".,:;!?*#").lower() if words else ""
+        if first in {o.lower() for o in self.options.openers}:
+            score += self.options.opener_bonus
         lowered = text.lower()
         hits = sum(k.lower() in lowered for k in set(self.options.keywords))
         self._keyword_hits.append(hits)
