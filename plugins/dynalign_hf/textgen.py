@@ -74,18 +74,68 @@ def choice_token_ids(tokenizer: Any, choices: Sequence[str]) -> list[int]:
     return ids
 
 
+MIN_SHARED_PREFIX = 64  # tokens; below this, caching the shared prefix is not worth it
+
+
+def _shared_prefix_length(token_lists: Sequence[list[int]]) -> int:
+    """Tokens all lists start with, leaving at least one token of each to run."""
+    first = token_lists[0]
+    length = min(len(ids) for ids in token_lists) - 1
+    for ids in token_lists[1:]:
+        length = next((i for i in range(length) if ids[i] != first[i]), length)
+    return max(length, 0)
+
+
 def next_token_probs(
     model: Any, tokenizer: Any, texts: Sequence[str], choices: Sequence[str], batch_size: int = 8
 ) -> list[dict[str, float]]:
-    """For each already-rendered text, the probability of each choice as the next token."""
+    """For each already-rendered text, the probability of each choice as the next token.
+
+    Judge prompts share a long rubric; that shared prefix is run once and its key/value cache
+    reused for every text, so each text costs only its own tokens.
+    """
+    import copy
+
     import torch
 
     ids = choice_token_ids(tokenizer, choices)
-    results: list[dict[str, float]] = []
-    for start in range(0, len(texts), batch_size):
-        batch = _left_padded(tokenizer, texts[start : start + batch_size], model.device)
+    token_lists = [tokenizer(text, add_special_tokens=False)["input_ids"] for text in texts]
+    shared = _shared_prefix_length(token_lists) if token_lists else 0
+    prefix_cache = None
+    was_training = model.training
+    model.eval()
+    try:
         with torch.no_grad():
-            logits = model(**batch).logits[:, -1, :].float()
-        probs = torch.softmax(logits, dim=-1)[:, ids]
-        results.extend({c: float(p) for c, p in zip(choices, row)} for row in probs.tolist())
+            if shared >= MIN_SHARED_PREFIX:
+                prefix = torch.tensor([token_lists[0][:shared]], device=model.device)
+                prefix_cache = model(input_ids=prefix, use_cache=True).past_key_values
+            results: list[dict[str, float]] = []
+            for start in range(0, len(texts), batch_size):
+                rows = token_lists[start : start + batch_size]
+                if prefix_cache is None:
+                    batch = _left_padded(tokenizer, texts[start : start + batch_size], model.device)
+                    logits = model(**batch).logits[:, -1, :].float()
+                else:
+                    logits = _suffix_logits(model, tokenizer, rows, shared, copy.deepcopy(prefix_cache))
+                probs = torch.softmax(logits, dim=-1)[:, ids]
+                results.extend({c: float(p) for c, p in zip(choices, row)} for row in probs.tolist())
+    finally:
+        model.train(was_training)
     return results
+
+
+def _suffix_logits(model: Any, tokenizer: Any, rows: list[list[int]], shared: int, cache: Any) -> Any:
+    """Last-token logits of each row, given the cache of their common first `shared` tokens.
+    Suffixes are right-padded, so every real token keeps its true position."""
+    import torch
+
+    suffixes = [ids[shared:] for ids in rows]
+    width = max(len(s) for s in suffixes)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    input_ids = torch.tensor([s + [pad] * (width - len(s)) for s in suffixes], device=model.device)
+    suffix_mask = torch.tensor([[1] * len(s) + [0] * (width - len(s)) for s in suffixes], device=model.device)
+    attention = torch.cat([torch.ones(len(rows), shared, dtype=torch.long, device=model.device), suffix_mask], 1)
+    cache.batch_repeat_interleave(len(rows))
+    logits = model(input_ids=input_ids, attention_mask=attention, past_key_values=cache, use_cache=True).logits
+    last = torch.tensor([len(s) - 1 for s in suffixes], device=model.device)
+    return logits[torch.arange(len(rows), device=model.device), last].float()
