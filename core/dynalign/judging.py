@@ -67,8 +67,11 @@ def rubric_system(value: ValueSpec) -> str:
 
 
 def _scoring_messages(value: ValueSpec, prompt: str, answer: str, question: str, nonce: str) -> Conversation:
+    # The request's fence depends on the request alone, so a group of candidates for one prompt
+    # shares everything up to its answer (a longer reusable prefix for the judge's KV cache).
     user = (
-        f"User request:\n{fence(prompt, 'request', nonce)}\n\nAnswer to judge:\n{fence(answer, 'answer', nonce)}\n\n"
+        f"User request:\n{fence(prompt, 'request', _nonce(prompt))}\n\n"
+        f"Answer to judge:\n{fence(answer, 'answer', nonce)}\n\n"
         f"{question} Reply with `Score: N` where N is an integer from {value.score_min} to {value.score_max}."
     )
     return [{"role": "system", "content": rubric_system(value)}, {"role": "user", "content": user}]
