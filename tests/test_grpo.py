@@ -147,3 +147,20 @@ def test_kill_and_resume_gives_each_step_once(tmp_path, tiny_model_dir):
     steps = [json.loads(line)["step"] for line in metrics.read_text().splitlines()]
     assert steps == [1, 2, 3, 4, 5, 6]
     assert json.loads((tmp_path / "run" / "state.json").read_text())["rounds"]["0"]["steps"] == 6
+
+
+def test_trl_logs_become_the_metrics_schema():
+    from dynalign_grpo.metrics import schema_row
+
+    row = schema_row(
+        {
+            "loss": 0.1, "reward": 2.0, "frac_reward_zero_std": 0.25, "rewards/judge/mean": 2.0,
+            "self-reward/pillar/Knowledge": 3.0, "self-reward/unscorable_rate": 0.25, "judge/unscorable_rate": 0.5,
+            "self-reward/length_corr": 0.3, "completions/min_length": 4, "clip_ratio/low_mean": 0.0,
+        }
+    )
+    assert row == {
+        "loss": 0.1, "reward_mean": 2.0, "zero_std_fraction": 0.25, "judge/mean": 2.0, "pillar/Knowledge": 3.0,
+        "self-reward/unscorable_rate": 0.25, "judge/unscorable_rate": 0.5, "unscorable_rate": 0.5,
+        "self-reward/length_corr": 0.3, "length_reward_corr": 0.3,
+    }

@@ -60,6 +60,30 @@ def reward_function(rewarder: Rewarder) -> Callable[..., list[float | None]]:
     return score
 
 
+def schema_row(logs: dict[str, Any]) -> dict[str, Any]:
+    """TRL's log keys in dynalign's metrics schema.
+
+    `rewards/<name>/mean` becomes `<name>/mean`; a rewarder's own `<name>/pillar/<P>` becomes
+    `pillar/<P>`; the worst `<name>/unscorable_rate` and the first `<name>/length_corr` also
+    appear as `unscorable_rate` and `length_reward_corr`.
+    """
+    row: dict[str, Any] = {}
+    for key, value in logs.items():
+        if key in RENAMES:
+            row[RENAMES[key]] = value
+        elif key.startswith("rewards/"):
+            row[key.split("/", 1)[1]] = value
+        elif "/pillar/" in key:
+            row["pillar/" + key.split("/pillar/", 1)[1]] = value
+        elif "/" in key and not key.startswith(("completions/", "sampling/", "clip_ratio")):
+            row[key] = value
+            if key.endswith("/unscorable_rate"):
+                row["unscorable_rate"] = max(row.get("unscorable_rate", 0.0), value)
+            elif key.endswith("/length_corr"):
+                row.setdefault("length_reward_corr", value)
+    return row
+
+
 class MetricsCallback(TrainerCallback):
     """Appends one metrics row per optimizer step through `sink` and shows a one-line
     progress bar with the latest reward (main process only; replaces TRL's log printing)."""
@@ -87,18 +111,7 @@ class MetricsCallback(TrainerCallback):
         now = time.time()
         row: dict[str, Any] = {"step": state.global_step, "seconds": round(now - self._last, 3)}
         self._last = now
-        for key, value in logs.items():
-            if key in RENAMES:
-                row[RENAMES[key]] = value
-            elif "/" in key and not key.startswith(("completions/", "sampling/", "clip_ratio")):
-                name = key.split("/", 1)[1] if key.startswith("rewards/") else key
-                row[name if key.startswith("rewards/") else key] = value
-        for key in [k for k in row if "/pillar/" in k]:
-            row["pillar/" + key.split("/pillar/", 1)[1]] = row.pop(key)
-        for key in [k for k in row if k.endswith("/unscorable_rate")]:
-            row["unscorable_rate"] = max(row.get("unscorable_rate", 0.0), row[key])
-        for key in [k for k in row if k.endswith("/length_corr")]:
-            row.setdefault("length_reward_corr", row[key])
+        row.update(schema_row(logs))
         self.sink(row)
         if self._bar is not None:
             self._bar.update(state.global_step - self._bar.n)
