@@ -6,7 +6,8 @@ All train SmolLM2-135M with LoRA, G=4, 48-token completions and the same rule-ba
 (share of lower-case words), alternating the runners `--pairs` times in one session. Plain TRL
 cannot leave the system prompt out of the loss, so the like-for-like comparison is dynalign
 with `exclude_system_prompt = false`; dynalign's default (excluded: a shorter loss sequence) is
-shown beside it. Step times are TRL's own `step_time`; the first step of each run is dropped.
+shown beside it. Both run in fp32 (TRL's GRPOConfig defaults to bf16, dynalign's CPU defaults
+do not). Step times are TRL's own `step_time`; the first step of each run is dropped.
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ PLAIN = textwrap.dedent(
                                           {"role": "user", "content": p}]} for p in prompts])
     args = GRPOConfig(output_dir=sys.argv[1], num_generations=4, per_device_train_batch_size=4,
                       max_steps=int(sys.argv[2]), max_completion_length=48, learning_rate=5e-5, beta=0.0,
-                      logging_steps=1, save_strategy="no", report_to="none", use_cpu=True, seed=0,
+                      logging_steps=1, save_strategy="no", report_to="none", use_cpu=True, seed=0, bf16=False,
                       disable_tqdm=True)
     trainer = GRPOTrainer(model=AutoModelForCausalLM.from_pretrained(path), reward_funcs=[share], args=args,
                           train_dataset=data, processing_class=AutoTokenizer.from_pretrained(path),
