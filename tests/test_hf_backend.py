@@ -31,7 +31,7 @@ def test_next_token_probs_are_a_distribution_over_choices(tiny_model_dir):
 
 def test_multi_token_choice_is_rejected(tiny_model_dir):
     model = HFChatModel(HFOptions(model=str(tiny_model_dir)))
-    with pytest.raises(ValueError, match="must be one"):
+    with pytest.raises(ModelError, match="must be one"):
         model.next_token_probs([[{"role": "user", "content": "x"}]], ["excellent answer"])
 
 

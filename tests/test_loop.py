@@ -144,6 +144,16 @@ def test_existing_run_without_resume_and_resume_without_run(tmp_path, registry):
         run(config, source=source, out=tmp_path / "junk", registry=registry, say=lambda _: None)
 
 
+def test_rewind_repairs_a_torn_last_line_so_the_next_row_is_not_lost(tmp_path):
+    run_dir = RunDirectory(tmp_path)
+    run_dir.append_jsonl("metrics.jsonl", {"round": 0, "step": 1})
+    with (tmp_path / "metrics.jsonl").open("a") as handle:
+        handle.write('{"round": 0, "step": 2, "rew')  # killed mid-write, after the step-1 checkpoint
+    run_dir.rewind_metrics(0, 1)
+    run_dir.append_jsonl("metrics.jsonl", {"round": 0, "step": 2})
+    assert [r["step"] for r in run_dir.read_jsonl("metrics.jsonl")] == [1, 2]
+
+
 def test_torn_metrics_line_is_skipped(tmp_path):
     run_dir = RunDirectory(tmp_path)
     run_dir.append_jsonl("metrics.jsonl", {"round": 0, "step": 1})

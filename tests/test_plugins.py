@@ -60,6 +60,33 @@ def test_two_plugins_claiming_one_name_is_an_error_naming_both(fake_dist):
     assert conflict and "dynalign-value-ca" in conflict[0] and "dynalign-value-copycat" in conflict[0]
 
 
+def test_a_conflict_drops_all_of_that_plugins_components(fake_dist):
+    fake_dist(
+        "dynalign-value-twins",
+        "twins",
+        """
+        from dynalign import hookimpl
+        from dynalign_value_ca import collective_agency
+
+        @hookimpl
+        def register_values(register):
+            spec = collective_agency()
+            register(spec.model_copy(update={"name": "fresh-value", "aliases": ()}))
+            register(spec)  # clashes with dynalign-value-ca
+        """,
+    )
+    registry = load_registry()
+    failed = [
+        p for p in ("dynalign-value-twins", "dynalign-value-ca") if "two plugins register" in registry.plugins[p].status
+    ]
+    assert len(failed) == 1  # whichever loaded second
+    if failed == ["dynalign-value-twins"]:
+        assert "fresh-value" not in registry.names("value")  # its other, unclashing value is dropped too
+    else:
+        assert registry.get("value", "collective-agency").distribution == "dynalign-value-twins"
+    assert registry.plugins[failed[0]].components == []
+
+
 def test_plugin_registering_the_wrong_type_is_rejected(fake_dist):
     fake_dist(
         "dynalign-wrongtype",

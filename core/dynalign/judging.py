@@ -19,7 +19,7 @@ from dynalign.interfaces import Conversation
 from dynalign.values import ValueSpec
 
 SCORE_PREFIX = "Score: "
-_VERDICT_WORDS = re.compile(r"(?i)\b(score|rating|verdict|winner|preferred|better answer)(\s*[:=])")
+_VERDICT_WORDS = re.compile(r"(?i)\b(score|rating|verdict|winner|preferred|better(?: answer)?)(\s*[:=])")
 _SCORE = re.compile(r"(?i)\bscore\s*[:=]\s*\**\s*(-?\d+(?:\.\d+)?)")
 _PREFERENCE = re.compile(r"(?i)\b(?:winner|better|preferred)\s*[:=]\s*\**\s*\[?(A|B|tie)\b")
 

@@ -137,8 +137,7 @@ def _request(
 
 def _follow(stack: Stack, run_dir: RunDirectory, resume: bool, timeout: float = 1800.0) -> RunDirectory:
     """A non-zero rank: wait for rank 0's prompts, then train the same rounds in lockstep."""
-    deadline = time.time() + timeout
-    prompts = _wait_for(run_dir.read_prompts, deadline, f"prompts in {run_dir.root}")
+    prompts = _wait_for(run_dir.read_prompts, timeout, f"prompts in {run_dir.root}")
     done = run_dir.state["rounds"] if resume else {}
     policy = stack.policy
     for round_index in range(stack.config.rounds):
@@ -147,14 +146,15 @@ def _follow(stack: Stack, run_dir: RunDirectory, resume: bool, timeout: float = 
             continue
         train = None
         if round_index and stack.config.prompts.refresh:
-            train = _wait_for(lambda r=round_index: run_dir.round_prompts(r), deadline, "refreshed prompts")
+            train = _wait_for(lambda r=round_index: run_dir.round_prompts(r), timeout, "refreshed prompts")
         result = stack.optimizer.train(_request(stack, run_dir, policy, train or prompts.train, round_index, resume))
         policy = stack.policy_at(result.model_dir)
     return run_dir
 
 
-def _wait_for(read: Callable[[], Any], deadline: float, what: str) -> Any:
+def _wait_for(read: Callable[[], Any], timeout: float, what: str) -> Any:
     """Poll `read()` until it returns something other than None (rank 0 writes it)."""
+    deadline = time.time() + timeout
     while (found := read()) is None:
         if time.time() > deadline:
             raise RunDirectoryError(f"rank 0 wrote no {what} in time")

@@ -110,8 +110,7 @@ def _collect(registry: Registry, manager: pluggy.PluginManager, plugin_name: str
                 function(register=_registrar(kind, dist, staged))
         for function in implementations("register_commands"):
             function(register=lambda command, name=None: commands.append((command, name)))
-        for entry in staged:
-            registry.add(entry)
+        registry.add_all(staged)
     except Exception as exc:
         info.status = str(exc) if isinstance(exc, PluginError) else f"{type(exc).__name__}: {exc}"
         return

@@ -52,17 +52,28 @@ class Registry:
         self.plugins: dict[str, PluginInfo] = {}
         self.commands: list[tuple[Any, str | None]] = []
 
-    def add(self, entry: Entry) -> None:
-        """Add a component; a name or alias already taken is a PluginError naming both."""
+    def add_all(self, entries: list[Entry]) -> None:
+        """Add one plugin's components, all or none: a name or alias already taken is a
+        PluginError naming both distributions, and nothing of this plugin is added."""
+        taken = {kind: dict(table) for kind, table in self._by_alias.items()}
+        owners = {kind: {n: e.distribution for n, e in table.items()} for kind, table in self._entries.items()}
+        for entry in entries:
+            for key in (entry.name, *entry.aliases):
+                owner = taken[entry.kind].get(key)
+                if owner is not None:
+                    other = owners[entry.kind].get(owner, entry.distribution)
+                    raise PluginError(
+                        f"two plugins register the {entry.kind} {key!r}: {other} and {entry.distribution}; "
+                        f"uninstall one or disable it with DYNALIGN_DISABLE_PLUGINS={entry.distribution}"
+                    )
+                taken[entry.kind][key] = entry.name
+            owners[entry.kind][entry.name] = entry.distribution
+        for entry in entries:
+            self._add(entry)
+
+    def _add(self, entry: Entry) -> None:
+        """Add one component (use `add_all` for a plugin's set, which checks names first)."""
         table = self._by_alias[entry.kind]
-        for key in (entry.name, *entry.aliases):
-            owner = table.get(key)
-            if owner is not None:
-                other = self._entries[entry.kind][owner].distribution
-                raise PluginError(
-                    f"two plugins register the {entry.kind} {key!r}: {other} and {entry.distribution}; "
-                    f"uninstall one or disable it with DYNALIGN_DISABLE_PLUGINS={entry.distribution}"
-                )
         self._entries[entry.kind][entry.name] = entry
         for key in (entry.name, *entry.aliases):
             table[key] = entry.name

@@ -126,9 +126,12 @@ class RunDirectory:
 
     def rewind_metrics(self, round_index: int, step: int) -> None:
         """Drop metrics of `round_index` logged after optimizer step `step` (before resuming)."""
+        target = self.path(self.METRICS)
+        text = target.read_text(encoding="utf-8") if target.exists() else ""
         rows = self.read_jsonl(self.METRICS)
         kept = [r for r in rows if not (r.get("round") == round_index and r.get("step", 0) > step)]
-        if len(kept) != len(rows):
+        torn = len(rows) != sum(1 for line in text.splitlines() if line.strip()) or (text and not text.endswith("\n"))
+        if len(kept) != len(rows) or torn:  # a kill may have left half a line: the next append must not join it
             self.rewrite_jsonl(self.METRICS, kept)
 
     def write_prompts(self, prompts: PromptSet) -> None:
@@ -139,8 +142,9 @@ class RunDirectory:
 
     def round_prompts(self, round_index: int) -> list[PromptRecord] | None:
         """Refreshed training prompts of a round (None: the round uses the initial set)."""
-        rows = self.read_jsonl(f"prompts/round-{round_index}.jsonl")
-        return [PromptRecord(**r) for r in rows] or None
+        if not self.path(f"prompts/round-{round_index}.jsonl").exists():
+            return None
+        return [PromptRecord(**r) for r in self.read_jsonl(f"prompts/round-{round_index}.jsonl")]
 
     def write_round_prompts(self, round_index: int, records: list[PromptRecord]) -> None:
         """Atomically record a round's refreshed training prompts."""

@@ -137,15 +137,15 @@ class GRPOOptimizer(Optimizer):
         return frozen
 
     def _save_final(self, trainer: Any, tokenizer: Any, output_dir: Path) -> Path:
-        """Adapter (if LoRA) in `adapter/`, merged plain model in `model/`."""
+        """Adapter (if LoRA) in `adapter/`, the merged plain model in `model/` (what the next
+        round and evaluation load); every process waits until rank 0 has written them."""
         model = trainer.accelerator.unwrap_model(trainer.model)
         final = output_dir / "model"
-        if not trainer.accelerator.is_main_process:
-            return final
-        if hasattr(model, "merge_and_unload"):
-            model.save_pretrained(output_dir / "adapter")
-            if self.options.merge_final:
+        if trainer.accelerator.is_main_process:
+            if hasattr(model, "merge_and_unload"):
+                model.save_pretrained(output_dir / "adapter")
                 model = model.merge_and_unload()
-        model.save_pretrained(final)
-        tokenizer.save_pretrained(final)
+            model.save_pretrained(final)
+            tokenizer.save_pretrained(final)
+        trainer.accelerator.wait_for_everyone()
         return final

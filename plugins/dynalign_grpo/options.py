@@ -46,7 +46,6 @@ class GRPOOptions(Options):
     finetune: Literal["lora", "full"] = Field("lora", description="Train a LoRA adapter (CPU default) or all weights.")
     lora: LoraOptions = Field(default_factory=LoraOptions, description="LoRA settings (finetune = 'lora').")
     save_steps: int = Field(10, ge=1, description="Checkpoint every N steps.")
-    merge_final: bool = Field(True, description="Also save the final policy as a plain (merged) model.")
     trl: dict[str, Any] = Field(default_factory=dict, description="Further TRL GRPOConfig fields, passed through.")
 
 

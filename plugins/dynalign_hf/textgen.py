@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from dynalign.errors import ModelError
 from dynalign.interfaces import Conversation, GenerationParams
 
 
@@ -69,7 +70,7 @@ def choice_token_ids(tokenizer: Any, choices: Sequence[str]) -> list[int]:
     for choice in choices:
         encoded = tokenizer.encode(choice, add_special_tokens=False)
         if len(encoded) != 1:
-            raise ValueError(f"choice {choice!r} is {len(encoded)} tokens for this tokenizer; it must be one")
+            raise ModelError(f"choice {choice!r} is {len(encoded)} tokens for this tokenizer; it must be one")
         ids.append(encoded[0])
     return ids
 
