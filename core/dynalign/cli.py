@@ -138,8 +138,15 @@ def run_command(
     run(load_config(config), source=str(config) if config else None, out=out, resume=resume, say=typer.echo)
 
 
+_added_commands: set[int] = set()
+
+
 def _add_plugin_commands() -> None:
+    """Attach plugins' commands to the app, each once per process (main() may run repeatedly)."""
     for command, name in get_registry().commands:
+        if id(command) in _added_commands:
+            continue
+        _added_commands.add(id(command))
         if isinstance(command, typer.Typer):
             app.add_typer(command, name=name)
         else:

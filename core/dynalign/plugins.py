@@ -18,7 +18,7 @@ import pluggy
 
 from dynalign import hookspecs
 from dynalign.errors import PluginError
-from dynalign.interfaces import COMPONENT_BASES, Component
+from dynalign.interfaces import COMPONENT_BASES
 from dynalign.registry import Entry, PluginInfo, Registry
 from dynalign.values import ValueSpec
 
@@ -133,8 +133,3 @@ def _registrar(kind: str, dist: str, staged: list[Entry]):
         staged.append(Entry(kind, obj.name, obj, dist, (*obj.aliases, *aliases)))
 
     return register
-
-
-def component_class(entry: Entry) -> type[Component]:
-    """The class behind a non-value registry entry."""
-    return entry.obj
