@@ -41,14 +41,18 @@ def _echo_json(data: Any) -> None:
 
 @app.command()
 def plugins(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
-    """List installed plugin distributions, their status and components."""
-    infos = [vars(info) for info in sorted(get_registry().plugins.values(), key=lambda i: i.name)]
+    """List installed plugin distributions, their status and components; exit 1 if any failed."""
+    registry = get_registry()
+    infos = [vars(info) for info in sorted(registry.plugins.values(), key=lambda i: i.name)]
     if as_json:
         _echo_json(infos)
-        return
-    for info in infos:
-        parts = ", ".join(f"{c['kind']}:{c['name']}" for c in info["components"])
-        typer.echo(f"{info['name']} {info['version']} [{info['status']}] {parts}")
+    else:
+        for info in infos:
+            parts = ", ".join(f"{c['kind']}:{c['name']}" for c in info["components"])
+            typer.echo(f"{info['name']} {info['version']} [{info['status']}] {parts}")
+    failed = registry.failed()
+    if failed:
+        raise DynalignError(f"{len(failed)} plugin(s) failed to load: {', '.join(p.name for p in failed)}")
 
 
 @app.command()
