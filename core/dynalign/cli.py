@@ -19,6 +19,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    rich_markup_mode=None,  # help text is printed as written: `[[rewarders]]` is not markup
 )
 values_app = typer.Typer(help="Inspect installed values.", no_args_is_help=True)
 config_app = typer.Typer(help="Check configs and show their schema.", no_args_is_help=True)
@@ -55,6 +56,12 @@ def plugins(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")]
         raise DynalignError(f"{len(failed)} plugin(s) failed to load: {', '.join(p.name for p in failed)}")
 
 
+def summary_of(doc: str | None) -> str:
+    """A docstring's first paragraph as one line (never cut mid-sentence)."""
+    paragraph = (doc or "").strip().split("\n\n")[0]
+    return " ".join(paragraph.split())
+
+
 @app.command()
 def components(
     kind: Annotated[str | None, typer.Option(help=f"One of {', '.join(KINDS)}.")] = None,
@@ -68,14 +75,14 @@ def components(
     for k in [kind.replace("-", "_")] if kind else KINDS:
         for entry in registry.entries(k):
             schema = None if k == "value" else entry.obj.Options.model_json_schema()
-            doc = entry.obj.title if k == "value" else (entry.obj.__doc__ or "").strip().splitlines()[0:1]
+            doc = entry.obj.title if k == "value" else summary_of(entry.obj.__doc__)
             rows.append(
                 {
                     "kind": k,
                     "name": entry.name,
                     "aliases": list(entry.aliases),
                     "distribution": entry.distribution,
-                    "summary": doc if isinstance(doc, str) else " ".join(doc),
+                    "summary": doc,
                     "options": schema,
                 }
             )
@@ -114,7 +121,7 @@ def config_check(path: Path) -> None:
     config = load_config(path)
     stack = resolve(config, source=str(path))
     stack.optimizer.check(stack.policy, stack.value)
-    rewarders = ", ".join(f"{r.name}x{r.weight:g}" for r in config.rewarders)
+    rewarders = ", ".join(f"{r.name} (weight {r.weight:g})" for r in config.rewarders)
     typer.echo(
         f"ok: value={stack.value.name} policy={config.policy.backend} prompts={config.prompts.generator} "
         f"rewarders=[{rewarders}] optimizer={config.optimizer.name} stages=[{', '.join(s.name for s in config.stages)}]"

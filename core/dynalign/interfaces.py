@@ -27,6 +27,21 @@ Message = dict[str, str]
 Conversation = list[Message]
 
 
+def _is_message(m: Any) -> bool:
+    return isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str)
+
+
+def as_conversation(item: str | Conversation, role: str) -> Conversation:
+    """A prompt (`role="user"`) or completion (`role="assistant"`) in the form rewarders
+    receive: a string becomes one message; a list of `{"role", "content"}` messages is
+    checked and kept. Raises ValueError saying what is wrong."""
+    if isinstance(item, str):
+        return [{"role": role, "content": item}]
+    if isinstance(item, list) and item and all(_is_message(m) for m in item):
+        return item
+    raise ValueError('must be a string or a non-empty list of {"role": ..., "content": ...} messages with text content')
+
+
 class Options(BaseModel):
     """Base of every component's options: unknown keys are errors, not silently ignored."""
 
@@ -143,7 +158,11 @@ class Rewarder(Component):
 
     `__call__(prompts, completions, **columns)` returns one float per completion, or None
     where the completion could not be scored (TRL then leaves it out of the group baseline).
-    Prompts and completions are conversational (lists of `{"role", "content"}` messages).
+    Prompts and completions are always conversational: each prompt is a list of
+    `{"role", "content"}` messages (the value's system prompt first when training with it),
+    each completion a list holding the assistant's message, so `completion[-1]["content"]`
+    is its text. Callers normalise plain strings with `as_conversation` before a rewarder
+    sees them.
     """
 
     kind = "rewarder"
