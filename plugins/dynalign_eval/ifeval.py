@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from dynalign.extras import require
 from dynalign.files import numbered_jsonl
 from dynalign_eval.stages import EvalError
 
@@ -72,7 +73,7 @@ def _patch_nltk() -> str:
     global _tokenizers
     if _tokenizers is not None:
         return _tokenizers
-    import nltk
+    nltk = require("nltk", "eval")
 
     try:
         nltk.data.find("tokenizers/punkt_tab")
@@ -83,7 +84,7 @@ def _patch_nltk() -> str:
     nltk.download = lambda *args, **kwargs: False  # the import-time download would need the network
     try:
         with contextlib.redirect_stdout(io.StringIO()):  # it prints "Downloaded punkt_tab" regardless
-            from lm_eval.tasks.ifeval import instructions_util
+            instructions_util = require("lm_eval.tasks.ifeval.instructions_util", "eval")
     finally:
         nltk.download = real_download
     if have_punkt:
@@ -111,19 +112,15 @@ def _patch_nltk() -> str:
 
 
 def _registry() -> dict[str, Any]:
-    try:
-        _patch_nltk()
-        from lm_eval.tasks.ifeval.instructions_registry import INSTRUCTION_DICT
-    except ImportError as exc:
-        raise EvalError('IFEval needs lm-eval: pip install "lm-eval[ifeval]"') from exc
-    return INSTRUCTION_DICT
+    _patch_nltk()
+    return require("lm_eval.tasks.ifeval.instructions_registry", "eval").INSTRUCTION_DICT
 
 
 def score(rows: list[dict[str, Any]], responses: list[str], resamples: int = 2000, seed: int = 0) -> dict[str, Any]:
     """Prompt- and instruction-level strict and loose accuracy of `responses` to `rows`."""
     _registry()
-    import langdetect
-    from lm_eval.tasks.ifeval.utils import process_results
+    langdetect = require("langdetect", "eval")
+    process_results = require("lm_eval.tasks.ifeval.utils", "eval").process_results
 
     langdetect.DetectorFactory.seed = 0  # language checks are otherwise random
     from dynalign_eval.stats import bootstrap_ci
