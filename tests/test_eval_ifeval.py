@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from dynalign_eval import ifeval
-from dynalign_eval.stages import EvalError
+from dynalign_eval.options import EvalError
 
 SHARED = Path(__file__).resolve().parents[1] / "../shared/data/ifeval/input_data.jsonl"
 needs_data = pytest.mark.skipif(not SHARED.exists(), reason=f"IFEval data not found at {SHARED.resolve()}")

@@ -9,8 +9,8 @@ from dynalign.interfaces import ChatModel
 from dynalign.plugins import load_registry
 from dynalign.testing import scripted_plugin
 from dynalign_eval.evaluate import evaluate
+from dynalign_eval.options import EvalError, EvalOptions
 from dynalign_eval.rundata import open_run
-from dynalign_eval.stages import EvalError, EvalOptions
 from dynalign_eval.testing import make_run_dir
 
 SHARED = Path(__file__).resolve().parents[1] / "../shared/data/ifeval/input_data.jsonl"

@@ -1,6 +1,7 @@
-"""The interfaces of the plugin kinds: model, prompt generator, rewarder, optimizer.
+"""The interfaces of the plugin kinds (model, prompt generator, rewarder, optimizer, stage)
+and the `RunContext` every component receives.
 
-(The fifth kind, value, is plain data: `dynalign.values.ValueSpec`.) Each implementation is a
+(The value kind is plain data: `dynalign.values.ValueSpec`.) Each implementation is a
 subclass with a short kebab-case `name` and a pydantic `Options` model that forbids unknown
 keys; the core validates a config's `options` table against it before constructing it.
 Modules defining components must not import torch at module level: `dynalign plugins` loads
@@ -15,12 +16,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from dynalign.errors import UnsupportedError
+from dynalign.config import ModelRef, validation_message
+from dynalign.errors import ConfigError, UnsupportedError
 
 if TYPE_CHECKING:
-    from dynalign.context import RunContext
+    from dynalign.registry import Registry
     from dynalign.values import ValueSpec
 
 Message = dict[str, str]
@@ -46,6 +48,32 @@ class Options(BaseModel):
     """Base of every component's options: unknown keys are errors, not silently ignored."""
 
     model_config = ConfigDict(extra="forbid")
+
+
+@dataclass
+class RunContext:
+    """What a component may use of the run it belongs to: the value, the registry, the run
+    directory (if any), the seed and where the config came from."""
+
+    value: ValueSpec
+    registry: Registry
+    run_dir: Path | None = None
+    seed: int = 0
+    source: str = "config"
+
+    def build(self, kind: str, name: str, options: dict[str, Any], where: str) -> Component:
+        """Construct a component by kind and name, validating `options` (error at `where`)."""
+        cls = self.registry.get(kind, name).obj
+        try:
+            parsed = cls.Options.model_validate(options)
+        except ValidationError as exc:
+            raise ConfigError(validation_message(self.source, exc, prefix=where)) from exc
+        return cls(parsed, self)
+
+    def build_model(self, ref: ModelRef | dict[str, Any], where: str = "model") -> ChatModel:
+        """Construct a model backend from a `{backend, options}` reference."""
+        ref = ref if isinstance(ref, ModelRef) else ModelRef.model_validate(ref)
+        return self.build("model", ref.backend, ref.options, f"{where}.options")  # type: ignore[return-value]
 
 
 class Component:

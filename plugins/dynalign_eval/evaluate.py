@@ -12,8 +12,8 @@ from dynalign.context import RunContext
 from dynalign.errors import DynalignError
 from dynalign.interfaces import ChatModel, GenerationParams
 from dynalign.rundir import RECORDED_PACKAGES, RunDirectory, package_versions
+from dynalign_eval.options import EvalError, EvalOptions
 from dynalign_eval.rundata import describe, model_path
-from dynalign_eval.stages import EvalError, EvalOptions
 from dynalign_eval.winrate import win_rate
 
 RESULTS = "eval/results.json"

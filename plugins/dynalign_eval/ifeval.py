@@ -17,7 +17,7 @@ import numpy as np
 
 from dynalign.extras import require
 from dynalign.files import numbered_jsonl
-from dynalign_eval.stages import EvalError
+from dynalign_eval.options import EvalError
 
 REQUIRED = ("key", "prompt", "instruction_id_list", "kwargs")
 _WORD = re.compile(r"\w+(?:[-']\w+)*|[^\w\s]")

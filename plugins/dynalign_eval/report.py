@@ -11,8 +11,8 @@ from typing import Any
 from dynalign.files import atomic_write_text
 from dynalign.rundir import RunDirectory
 from dynalign_eval import charts
+from dynalign_eval.options import EvalError, ReportOptions
 from dynalign_eval.promptstats import numeric_lists, prompt_stats, scalars
-from dynalign_eval.stages import EvalError, ReportOptions
 
 STYLE = """
 body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}

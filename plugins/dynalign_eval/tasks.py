@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from dynalign.extras import require
-from dynalign_eval.stages import EvalError
+from dynalign_eval.options import EvalError
 
 
 def run_task(
