@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -20,12 +21,24 @@ from dynalign.files import numbered_jsonl
 from dynalign_eval.options import EvalError
 
 REQUIRED = ("key", "prompt", "instruction_id_list", "kwargs")
+HUB_SOURCE = "hub:google/IFEval"
+PATH_VARIABLE = "DYNALIGN_IFEVAL_PATH"
 _WORD = re.compile(r"\w+(?:[-']\w+)*|[^\w\s]")
 _tokenizers: str | None = None
 
 
+class HubUnavailable(EvalError):
+    """The hub dataset cannot be loaded (offline, or `datasets` cannot reach it)."""
+
+
+def default_source(path: str | None) -> str:
+    """Where IFEval comes from: `path`, else $DYNALIGN_IFEVAL_PATH, else the hub dataset."""
+    return path or os.environ.get(PATH_VARIABLE) or HUB_SOURCE
+
+
 def load_rows(source: str, limit: int | None = None) -> list[dict[str, Any]]:
-    """IFEval rows from a JSONL file (errors name the line) or `hub:<dataset>` (online only)."""
+    """IFEval rows from a JSONL file (errors name the line) or `hub:<dataset>` (online only;
+    HubUnavailable when it cannot be had)."""
     if source.startswith("hub:"):
         return _from_hub(source[4:], limit)
     path = Path(source).expanduser()
@@ -63,7 +76,11 @@ def _from_hub(name: str, limit: int | None) -> list[dict[str, Any]]:
 
         data = load_dataset(name, split="train")
     except Exception as exc:
-        raise EvalError(f"cannot load IFEval dataset {name!r} from the hub (offline?); give a local file path") from exc
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise HubUnavailable(
+            f"cannot load the dataset {name} from the Hugging Face hub ({reason}); "
+            f"set ifeval_path or {PATH_VARIABLE} to a local input_data.jsonl"
+        ) from exc
     rows = [dict(r) for r in data]
     return rows[:limit] if limit is not None else rows
 

@@ -32,8 +32,11 @@ class EvalOptions(Options):
     bootstrap: int = Field(2000, ge=100, description="Bootstrap resamples for the 95% intervals.")
     seed: int = 0
     judge_check: bool = Field(True, description="Also run judge-check with the eval judge.")
+    ifeval: bool = Field(True, description="Run IFEval on both models.")
     ifeval_path: str | None = Field(
-        None, description="IFEval input_data.jsonl (or hub:google/IFEval when online); none skips IFEval."
+        None,
+        description="Local IFEval input_data.jsonl; none: $DYNALIGN_IFEVAL_PATH, else the hub dataset "
+        "google/IFEval through `datasets` (skipped with one line when offline).",
     )
     ifeval_limit: int | None = Field(None, ge=1, description="Use at most this many IFEval prompts.")
     ifeval_max_new_tokens: int = Field(384, ge=1, description="Answer length for IFEval prompts (greedy).")
