@@ -60,11 +60,14 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="session")
 def examples_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The example value and rewarder packages, pip-installed into a folder of their own."""
+    """The example value and rewarder packages, pip-installed into a folder of their own (built
+    from copies: an in-tree build would leave .egg-info folders in examples/)."""
+    import shutil
     import subprocess
     import sys
 
     target = tmp_path_factory.mktemp("examples-site")
+    sources = tmp_path_factory.mktemp("examples-src")
     subprocess.run(
         [
             sys.executable,
@@ -76,8 +79,10 @@ def examples_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
             "--no-build-isolation",
             "--target",
             str(target),
-            str(ROOT / "examples" / "value-hhh"),
-            str(ROOT / "examples" / "rewarder-rules"),
+            *(
+                str(shutil.copytree(ROOT / "examples" / name, sources / name))
+                for name in ("value-hhh", "rewarder-rules")
+            ),
         ],
         check=True,
         capture_output=True,

@@ -45,6 +45,38 @@ def test_example_value_and_rewarder_meet_the_contracts(examples_site, monkeypatc
 
     check_component(WordRulesRewarder)
     rewarder = WordRulesRewarder(WordRulesOptions(keywords=["safe"], word_pattern="[a-z]+"))
-    scores = check_rewarder(rewarder, [["p"], ["p"]], ["it is safe", "IT IS 42"])
+    prompts = [[{"role": "user", "content": "p"}]] * 2
+    answers = [[{"role": "assistant", "content": text}] for text in ("it is safe", "IT IS 42")]
+    scores = check_rewarder(rewarder, prompts, answers)
     assert scores == [2.0, 0.0]
     sys.modules.pop("dynalign_rewarder_rules.rewarder", None)
+
+
+def test_a_real_wheel_of_the_example_value_carries_its_toml_and_loads(tmp_path):
+    """Built offline with the setuptools already installed; installed without the source tree."""
+    import os
+    import shutil
+    import subprocess
+    import zipfile
+
+    source = shutil.copytree(ROOT / "examples" / "value-hhh", tmp_path / "value-hhh")
+    build = [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "--no-index"]
+    subprocess.run([*build, "-w", tmp_path / "dist", source], check=True, capture_output=True, timeout=300)
+    (wheel,) = (tmp_path / "dist").glob("dynalign_value_hhh-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        names = archive.namelist()
+        assert "dynalign_value_hhh/hhh.toml" in names
+        archive.extractall(tmp_path / "site")  # what pip install does with a pure-Python wheel
+    shutil.rmtree(source)
+    paths = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if "value-hhh" not in p]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path / "site"), *paths])}
+    shown = subprocess.run(
+        [sys.executable, "-m", "dynalign.cli", "values", "show", "hhh", "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=120,
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert [p["name"] for p in json.loads(shown.stdout)["pillars"]] == ["Helpful", "Honest", "Harmless"]
