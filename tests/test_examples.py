@@ -80,3 +80,44 @@ def test_a_real_wheel_of_the_example_value_carries_its_toml_and_loads(tmp_path):
     )
     assert shown.returncode == 0, shown.stderr
     assert [p["name"] for p in json.loads(shown.stdout)["pillars"]] == ["Helpful", "Honest", "Harmless"]
+
+
+def _readme_files(*sections: str) -> dict[str, str]:
+    """Code blocks of README sections whose first line names their file (`# path ...`)."""
+    import re
+
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    files = {}
+    for section in sections:
+        body = text.split(f"\n## {section}\n", 1)[1].split("\n## ", 1)[0]
+        for block in re.findall(r"```(?:toml|python)\n(.*?)```", body, re.S):
+            first = block.splitlines()[0]
+            if first.startswith("# ") and "." in first.split()[1]:
+                files[first.split()[1]] = block
+    return files
+
+
+def test_the_readme_rewarder_package_builds_installs_and_passes_its_tests(tmp_path):
+    """A newcomer's package from the README alone: pyproject, module and tests, as written."""
+    import os
+    import subprocess
+
+    files = _readme_files("Write your own rewarder", "Test your plugin")
+    assert set(files) == {"pyproject.toml", "src/dynalign_brevity/__init__.py", "tests/test_brevity.py"}
+    package = tmp_path / "dynalign-brevity"
+    for name, text in files.items():
+        (package / name).parent.mkdir(parents=True, exist_ok=True)
+        (package / name).write_text(text)
+    install = [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--no-index"]
+    subprocess.run([*install, "--target", tmp_path / "site", package], check=True, capture_output=True, timeout=300)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path / "site"), os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "dynalign.testing", "-p", "no:cacheprovider", "tests"],
+        cwd=package,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout[-3000:]
+    assert "3 passed" in done.stdout
