@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import warnings
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -26,6 +27,13 @@ config_app = typer.Typer(help="Check configs and show their schema.", no_args_is
 app.add_typer(values_app, name="values")
 app.add_typer(config_app, name="config")
 _show_traceback = False
+# Deprecations raised inside the libraries the built-in plugins call (transformers, TRL, PEFT),
+# which a user of the command line cannot act on: they would only interleave with progress bars.
+LIBRARY_DEPRECATIONS = (
+    r"`past_key_values` is deprecated",
+    r"`is_gradient_checkpointing` is deprecated",
+    r".*`gradient_checkpointing.*` is deprecated",
+)
 
 
 @app.callback()
@@ -167,6 +175,8 @@ def _add_plugin_commands() -> None:
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the CLI; a DynalignError becomes one line on stderr and a non-zero exit."""
     args = sys.argv[1:] if argv is None else argv
+    for message in LIBRARY_DEPRECATIONS:
+        warnings.filterwarnings("ignore", message=message, category=FutureWarning)
     try:
         _add_plugin_commands()
         app(args=args, prog_name="dynalign", standalone_mode=False)
