@@ -82,12 +82,15 @@ def format_location(loc: tuple[Any, ...] | list[Any]) -> str:
     return out or "(top level)"
 
 
-def validation_message(source: str, exc: ValidationError, prefix: str = "") -> str:
-    """One line for the first error of a ValidationError, located in `source`, or in the
-    `DYNALIGN_*` environment variable that set that key (or a table above it)."""
+def validation_message(
+    source: str, exc: ValidationError, prefix: str = "", environ: Mapping[str, str] | None = None
+) -> str:
+    """One line for the first error of a ValidationError, located in `source`, or, for a run
+    config checked with its `environ`, in the `DYNALIGN_*` variable that set that key (or a
+    table above it)."""
     first = exc.errors()[0]
     where = format_location((*([prefix] if prefix else []), *first["loc"]))
-    source = _overriding_variable(where) or source
+    source = (_overriding_variable(where, environ) if environ is not None else None) or source
     kind = first["type"]
     if kind == "extra_forbidden":
         return f"{source}: {where}: unknown option (check its spelling; `dynalign components` lists the options)"
@@ -117,10 +120,10 @@ def _env_overrides(environ: Mapping[str, str]) -> dict[str, str]:
     return out
 
 
-def _overriding_variable(where: str) -> str | None:
-    """The environment variable that set the key at dotted location `where`, if any."""
+def _overriding_variable(where: str, environ: Mapping[str, str]) -> str | None:
+    """The environment variable that set the config key at dotted location `where`, if any."""
     parts = where.replace("[", ".").replace("]", "").split(".")
-    overrides = _env_overrides(os.environ)
+    overrides = _env_overrides(environ)
     for size in range(len(parts), 0, -1):
         name = ENV_PREFIX + "__".join(parts[:size]).upper()
         if name in overrides:
@@ -174,12 +177,12 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> RunConfig:
     `DYNALIGN_*` environment overrides applied."""
     source = str(path) if path is not None else "default config"
     data = read_toml(Path(path)) if path is not None else {}
-    data.update({k: v for k, v in overrides.items() if v is not None})
     apply_env_overrides(data, os.environ)
+    data.update({k: v for k, v in overrides.items() if v is not None})
     try:
         return RunConfig(**data)
     except ValidationError as exc:
-        raise ConfigError(validation_message(source, exc)) from exc
+        raise ConfigError(validation_message(source, exc, environ=os.environ)) from exc
 
 
 def redact(data: Any) -> Any:

@@ -10,6 +10,7 @@ them all and must stay fast.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
@@ -67,7 +68,7 @@ class RunContext:
         try:
             parsed = cls.Options.model_validate(options)
         except ValidationError as exc:
-            raise ConfigError(validation_message(self.source, exc, prefix=where)) from exc
+            raise ConfigError(validation_message(self.source, exc, prefix=where, environ=os.environ)) from exc
         return cls(parsed, self)
 
     def build_model(self, ref: ModelRef | dict[str, Any], where: str = "model") -> ChatModel:
