@@ -121,3 +121,33 @@ def test_the_readme_rewarder_package_builds_installs_and_passes_its_tests(tmp_pa
     )
     assert done.returncode == 0, done.stdout[-3000:]
     assert "3 passed" in done.stdout
+
+
+def test_the_readme_value_package_builds_into_a_wheel_that_loads(tmp_path):
+    """The value package of the README, as written: a real wheel, installed, shown by the CLI."""
+    import os
+    import subprocess
+    import zipfile
+
+    from dynalign.values import load_value_file
+
+    files = _readme_files("Write your own value")
+    assert set(files) == {
+        "pyproject.toml",
+        "src/dynalign_value_kindness/__init__.py",
+        "src/dynalign_value_kindness/kindness.toml",
+    }
+    package = tmp_path / "dynalign-value-kindness"
+    for name, text in files.items():
+        (package / name).parent.mkdir(parents=True, exist_ok=True)
+        (package / name).write_text(text)
+    check_value_spec(load_value_file(package / "src/dynalign_value_kindness/kindness.toml"))
+    build = [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "--no-index"]
+    subprocess.run([*build, "-w", tmp_path / "dist", package], check=True, capture_output=True, timeout=300)
+    (wheel,) = (tmp_path / "dist").glob("dynalign_value_kindness-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        archive.extractall(tmp_path / "site")
+    result = dynalign_with(tmp_path / "site", "values", "show", "kind", "--json", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert [p["name"] for p in json.loads(result.stdout)["pillars"]] == ["Warmth", "Help"]
+    assert os.path.exists(tmp_path / "site" / "dynalign_value_kindness" / "kindness.toml")
