@@ -92,6 +92,7 @@ def main() -> None:
     parser.add_argument("--ifeval-path", default=os.environ.get("DYNALIGN_IFEVAL_PATH"))
     parser.add_argument("--ifeval-limit", type=int, default=100)
     parser.add_argument("--ifeval-max-new-tokens", type=int, default=256)
+    parser.add_argument("--ifeval-seeds", default="0", help="Seeds whose aligned models get IFEval.")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     runs = {

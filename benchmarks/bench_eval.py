@@ -21,7 +21,7 @@ from dynalign.interfaces import PromptRecord, PromptSet
 from dynalign.plugins import load_registry
 from dynalign.rundir import RunDirectory
 from dynalign_eval.evaluate import evaluate
-from dynalign_eval.stages import EvalOptions
+from dynalign_eval.options import EvalOptions
 from dynalign_hf.backend import HFChatModel
 
 IFEVAL = Path(__file__).resolve().parents[1] / "../shared/data/ifeval/input_data.jsonl"

@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import os
 import textwrap
 from pathlib import Path
 
 import pytest
+
+# Nothing in the tests may download: the Hugging Face libraries read these when first imported.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+# The local IFEval copy the tests and CI use (a user's clone loads google/IFEval instead).
+IFEVAL_DATA = Path(
+    os.environ.get("DYNALIGN_IFEVAL_PATH")
+    or Path(__file__).resolve().parents[2] / "shared/data/ifeval/input_data.jsonl"
+)
 
 
 @pytest.fixture
@@ -50,11 +60,14 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="session")
 def examples_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The example value and rewarder packages, pip-installed into a folder of their own."""
+    """The example value and rewarder packages, pip-installed into a folder of their own (built
+    from copies: an in-tree build would leave .egg-info folders in examples/)."""
+    import shutil
     import subprocess
     import sys
 
     target = tmp_path_factory.mktemp("examples-site")
+    sources = tmp_path_factory.mktemp("examples-src")
     subprocess.run(
         [
             sys.executable,
@@ -66,8 +79,10 @@ def examples_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
             "--no-build-isolation",
             "--target",
             str(target),
-            str(ROOT / "examples" / "value-hhh"),
-            str(ROOT / "examples" / "rewarder-rules"),
+            *(
+                str(shutil.copytree(ROOT / "examples" / name, sources / name))
+                for name in ("value-hhh", "rewarder-rules")
+            ),
         ],
         check=True,
         capture_output=True,

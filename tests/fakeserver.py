@@ -11,7 +11,8 @@ the official SDKs can be tested as real clients:
 Faults (consumed one per request, FIFO): "429", "500", "slow" (sleeps `slow_seconds` before
 answering), "malformed" (a 200 with a body that is not JSON). Unknown model names get a 404
 API error; a wrong or missing key gets a 401. `top_logprobs` (dict token -> probability) is
-returned when a request asks for `logprobs`.
+returned when a request asks for `logprobs`. `gate = threading.Barrier(n, timeout=...)` holds
+each request until n are in flight at once (a concurrency check that does not time anything).
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ class FakeServer:
         self.requests: list[dict[str, Any]] = []
         self.in_flight = 0
         self.max_in_flight = 0
+        self.gate: threading.Barrier | None = None
         self._lock = threading.Lock()
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._httpd.daemon_threads = True
@@ -145,6 +147,11 @@ class FakeServer:
                     return self._error(500, "api_error", "internal error", anthropic, {"retry-after-ms": "10"})
                 if fault == "slow":
                     time.sleep(server.slow_seconds)
+                if server.gate is not None:
+                    try:
+                        server.gate.wait()
+                    except threading.BrokenBarrierError:
+                        return self._error(500, "api_error", "gate broken: too few requests in flight", anthropic)
                 if server.latency:
                     time.sleep(server.latency)
                 if fault == "malformed":

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-import time
+import threading
 
 import pytest
 
@@ -122,16 +122,15 @@ def test_next_token_probs_from_top_logprobs(server):
 
 
 def test_concurrency_is_bounded_and_used(server):
-    model = openai_model(server, concurrency=8)
-    model.chat([ASK], GenerationParams())  # warm up: SDK import and client
-    server.latency = 0.3
-    started = time.perf_counter()
-    model.chat([ASK] * 8, GenerationParams())
-    parallel = time.perf_counter() - started
-    assert server.max_in_flight >= 4 and parallel < 1.2  # one at a time would take 2.4 s
-    server.max_in_flight = 0
-    openai_model(server, concurrency=2).chat([ASK] * 6, GenerationParams())
-    assert server.max_in_flight == 2
+    # The server holds each request until 8 are in flight: only a client sending 8 at once
+    # gets answers (a sequential one breaks the gate and gets errors). No clock is read.
+    server.gate = threading.Barrier(8, timeout=30)
+    replies = openai_model(server, concurrency=8, max_retries=0).chat([ASK] * 8, GenerationParams())
+    assert replies == [["Score: 3"]] * 8 and server.max_in_flight == 8
+    # With a bound of 2, requests go in pairs: the gate opens for each pair, never more at once.
+    server.gate, server.max_in_flight = threading.Barrier(2, timeout=30), 0
+    replies = openai_model(server, concurrency=2, max_retries=0).chat([ASK] * 6, GenerationParams())
+    assert replies == [["Score: 3"]] * 6 and server.max_in_flight == 2
 
 
 def test_anthropic_messages_system_samples_and_retries(server, context, tmp_path):

@@ -22,7 +22,7 @@ def test_env_overrides_nested_keys(tmp_path, monkeypatch):
     monkeypatch.setenv("DYNALIGN_OPTIMIZER__OPTIONS__NUM_GENERATIONS", "4")
     config = load_config(path)
     assert config.seed == 7
-    assert config.optimizer.options == {"max_steps": 3, "num_generations": "4"}
+    assert config.optimizer.options == {"max_steps": 3, "num_generations": 4}
 
 
 def test_secrets_are_redacted():
@@ -122,3 +122,58 @@ def test_missing_model_path_is_a_clear_error(tmp_path, run_cli):
     result = run_cli("run", path, "--out", tmp_path / "run")
     assert result.exit_code != 0 and "model path ./no/such/model does not exist" in result.stderr
     assert not (tmp_path / "run").exists()
+
+
+RULES = """
+value = "ca"
+[[rewarders]]
+name = "self-reward"
+[[rewarders]]
+name = "self-reward"
+weight = 0.5
+options = { mode = "verdict" }
+"""
+
+
+def test_env_overrides_reach_list_entries(tmp_path, monkeypatch):
+    path = write_config(tmp_path / "c.toml", RULES)
+    monkeypatch.setenv("DYNALIGN_REWARDERS__1__WEIGHT", "2")
+    monkeypatch.setenv("DYNALIGN_REWARDERS__1__OPTIONS__MODE", "probability")
+    monkeypatch.setenv("DYNALIGN_REWARDERS__0__OPTIONS__PILLAR_DIAGNOSTICS", "true")
+    config = load_config(path)
+    assert [r.weight for r in config.rewarders] == [1.0, 2.0]
+    assert config.rewarders[1].options == {"mode": "probability"}
+    assert config.rewarders[0].options == {"pillar_diagnostics": True}
+
+
+def test_env_override_of_a_key_the_file_leaves_out_starts_from_the_default(monkeypatch):
+    monkeypatch.setenv("DYNALIGN_REWARDERS__0__WEIGHT", "3")
+    config = load_config()
+    assert [(r.name, r.weight) for r in config.rewarders] == [("self-reward", 3.0)]
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "expected"),
+    [
+        ("DYNALIGN_SEED", "many", "environment variable DYNALIGN_SEED: seed: Input should be a valid integer"),
+        ("DYNALIGN_OPTIMIZER__BOGUS", "1", "environment variable DYNALIGN_OPTIMIZER__BOGUS: optimizer.bogus: unknown"),
+        (
+            "DYNALIGN_REWARDERS__1__OPTIONS__MODE",
+            "loud",
+            "environment variable DYNALIGN_REWARDERS__1__OPTIONS__MODE: rewarders[1].options.mode",
+        ),
+        (
+            "DYNALIGN_REWARDERS__5__WEIGHT",
+            "2",
+            "environment variable DYNALIGN_REWARDERS__5__WEIGHT: rewarders is a list of 2; '5' is not an index",
+        ),
+        ("DYNALIGN_SEED__X", "1", "environment variable DYNALIGN_SEED__X: seed is a single value"),
+    ],
+)
+def test_a_bad_env_override_names_the_variable_not_the_file(tmp_path, monkeypatch, run_cli, variable, value, expected):
+    path = write_config(tmp_path / "c.toml", RULES)
+    monkeypatch.setenv(variable, value)
+    result = run_cli("config", "check", path)
+    assert result.exit_code == 2
+    assert result.stderr.startswith(f"error: {expected}"), result.stderr
+    assert str(path) not in result.stderr and result.stderr.count("\n") == 1

@@ -1,14 +1,14 @@
 """IFEval: loading with line-numbered errors, lm-eval's checkers with data-free tokenizers."""
 
 import json
-from pathlib import Path
 
 import pytest
+from conftest import IFEVAL_DATA
 
 from dynalign_eval import ifeval
-from dynalign_eval.stages import EvalError
+from dynalign_eval.options import EvalError
 
-SHARED = Path(__file__).resolve().parents[1] / "../shared/data/ifeval/input_data.jsonl"
+SHARED = IFEVAL_DATA
 needs_data = pytest.mark.skipif(not SHARED.exists(), reason=f"IFEval data not found at {SHARED.resolve()}")
 
 
@@ -61,3 +61,16 @@ def test_shared_ifeval_data_loads_with_limit():
     out = ifeval.score(rows, [""] * 25, 200)
     assert out["prompt_level_strict_acc"] == 0.0  # empty answers follow nothing
     assert out["n_instructions"] == sum(len(r["instruction_id_list"]) for r in rows)
+
+
+def test_source_is_the_option_then_the_variable_then_the_hub(monkeypatch):
+    monkeypatch.delenv("DYNALIGN_IFEVAL_PATH", raising=False)
+    assert ifeval.default_source(None) == "hub:google/IFEval"
+    monkeypatch.setenv("DYNALIGN_IFEVAL_PATH", "/data/ifeval.jsonl")
+    assert ifeval.default_source(None) == "/data/ifeval.jsonl"
+    assert ifeval.default_source("mine.jsonl") == "mine.jsonl"
+
+
+def test_the_hub_dataset_offline_is_hub_unavailable():
+    with pytest.raises(ifeval.HubUnavailable, match="set ifeval_path or DYNALIGN_IFEVAL_PATH"):
+        ifeval.load_rows("hub:google/IFEval", limit=3)

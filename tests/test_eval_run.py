@@ -1,19 +1,19 @@
 """`dynalign eval` / the eval stage on a fake finished run, and its bad-input errors."""
 
 import json
-from pathlib import Path
 
 import pytest
+from conftest import IFEVAL_DATA
 
 from dynalign.interfaces import ChatModel
 from dynalign.plugins import load_registry
 from dynalign.testing import scripted_plugin
 from dynalign_eval.evaluate import evaluate
+from dynalign_eval.options import EvalError, EvalOptions
 from dynalign_eval.rundata import open_run
-from dynalign_eval.stages import EvalError, EvalOptions
 from dynalign_eval.testing import make_run_dir
 
-SHARED = Path(__file__).resolve().parents[1] / "../shared/data/ifeval/input_data.jsonl"
+SHARED = IFEVAL_DATA
 
 
 def error_line(stderr: str) -> str:
@@ -88,7 +88,7 @@ def test_unreachable_judge_is_one_line_and_partial(tmp_path, tiny_model_dir):
     run = make_run_dir(tmp_path / "run", tiny_model_dir, tiny_model_dir)
     loaded = open_run(run.root, load_registry(extra_plugins=[scripted_plugin(DownJudge)]))
     base = loaded.context.build_model(loaded.config.policy)
-    options = EvalOptions(**{**QUICK, "judge_check": True}, limit=2, judge={"backend": "down-judge"})
+    options = EvalOptions(**{**QUICK, "judge_check": True}, limit=2, judge={"backend": "down-judge"}, ifeval=False)
     lines = []
     with pytest.raises(EvalError) as caught:
         evaluate(run, loaded.context, base, base, options, lines.append)
@@ -96,7 +96,7 @@ def test_unreachable_judge_is_one_line_and_partial(tmp_path, tiny_model_dir):
     data = json.loads(run.path("eval/results.json").read_text())
     assert data["self_judged"] is False and data["models"]["judge"]["backend"] == "down-judge"
     assert data["status"] == "partial" and set(data["errors"]) == {"win_rate", "judge_check"}
-    assert data["ifeval"] == {"skipped": "no ifeval_path set"}
+    assert data["ifeval"] == {"skipped": "ifeval = false"}
 
 
 @pytest.mark.slow  # lm-eval indexes its task registry in a child process: minutes on a busy CPU
@@ -109,3 +109,20 @@ def test_offline_lm_eval_task_fails_in_one_line(tmp_path, tiny_model_dir, run_cl
     task = data["tasks"]["gpqa_diamond_zeroshot"]
     assert "OfflineMode" in task["base"]["error"] and "skipped" in task["aligned"]["error"]
     assert data["win_rate"]["n"] == 1
+
+
+def test_without_an_ifeval_path_offline_it_says_so_in_one_line_and_goes_on(
+    tmp_path, tiny_model_dir, run_cli, monkeypatch
+):
+    monkeypatch.delenv("DYNALIGN_IFEVAL_PATH", raising=False)  # no local copy: the hub, offline in tests
+    run = make_run_dir(
+        tmp_path / "run", tiny_model_dir, tiny_model_dir, held_out=2, stages=[{"name": "eval", "options": QUICK}]
+    )
+    result = run_cli("eval", run.root, "--limit", "1")
+    assert result.exit_code == 0, result.stderr
+    data = json.loads(run.path("eval/results.json").read_text())
+    assert data["status"] == "complete" and data["errors"] == {} and data["win_rate"]["n"] == 1
+    assert data["ifeval"]["skipped"].startswith("cannot load the dataset google/IFEval from the Hugging Face hub")
+    said = [line for line in result.stdout.splitlines() if "IFEval" in line]
+    assert len(said) == 1 and said[0].startswith("eval: IFEval skipped: cannot load the dataset google/IFEval")
+    assert "DYNALIGN_IFEVAL_PATH" in said[0]

@@ -161,7 +161,7 @@ def test_config_check_and_score_command_end_to_end(server, run_cli, tmp_path):
     config = write_config(tmp_path / "judge.toml", server)
     checked = run_cli("config", "check", config)
     assert checked.exit_code == 0, checked.stderr
-    assert "rewarders=[judgex1]" in checked.stdout
+    assert "rewarders=[judge (weight 1)]" in checked.stdout
     rows = [
         {"prompt": PROMPT, "completion": [{"role": "assistant", "content": GOOD}]},
         {"prompt": "Hi", "completion": BAD},

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import warnings
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -19,12 +20,20 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    rich_markup_mode=None,  # help text is printed as written: `[[rewarders]]` is not markup
 )
 values_app = typer.Typer(help="Inspect installed values.", no_args_is_help=True)
 config_app = typer.Typer(help="Check configs and show their schema.", no_args_is_help=True)
 app.add_typer(values_app, name="values")
 app.add_typer(config_app, name="config")
 _show_traceback = False
+# Deprecations raised inside the libraries the built-in plugins call (transformers, TRL, PEFT),
+# which a user of the command line cannot act on: they would only interleave with progress bars.
+LIBRARY_DEPRECATIONS = (
+    r"`past_key_values` is deprecated",
+    r"`is_gradient_checkpointing` is deprecated",
+    r".*`gradient_checkpointing.*` is deprecated",
+)
 
 
 @app.callback()
@@ -41,14 +50,24 @@ def _echo_json(data: Any) -> None:
 
 @app.command()
 def plugins(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
-    """List installed plugin distributions, their status and components."""
-    infos = [vars(info) for info in sorted(get_registry().plugins.values(), key=lambda i: i.name)]
+    """List installed plugin distributions, their status and components; exit 1 if any failed."""
+    registry = get_registry()
+    infos = [vars(info) for info in sorted(registry.plugins.values(), key=lambda i: i.name)]
     if as_json:
         _echo_json(infos)
-        return
-    for info in infos:
-        parts = ", ".join(f"{c['kind']}:{c['name']}" for c in info["components"])
-        typer.echo(f"{info['name']} {info['version']} [{info['status']}] {parts}")
+    else:
+        for info in infos:
+            parts = ", ".join(f"{c['kind']}:{c['name']}" for c in info["components"])
+            typer.echo(f"{info['name']} {info['version']} [{info['status']}] {parts}")
+    failed = registry.failed()
+    if failed:
+        raise DynalignError(f"{len(failed)} plugin(s) failed to load: {', '.join(p.name for p in failed)}")
+
+
+def summary_of(doc: str | None) -> str:
+    """A docstring's first paragraph as one line (never cut mid-sentence)."""
+    paragraph = (doc or "").strip().split("\n\n")[0]
+    return " ".join(paragraph.split())
 
 
 @app.command()
@@ -64,14 +83,14 @@ def components(
     for k in [kind.replace("-", "_")] if kind else KINDS:
         for entry in registry.entries(k):
             schema = None if k == "value" else entry.obj.Options.model_json_schema()
-            doc = entry.obj.title if k == "value" else (entry.obj.__doc__ or "").strip().splitlines()[0:1]
+            doc = entry.obj.title if k == "value" else summary_of(entry.obj.__doc__)
             rows.append(
                 {
                     "kind": k,
                     "name": entry.name,
                     "aliases": list(entry.aliases),
                     "distribution": entry.distribution,
-                    "summary": doc if isinstance(doc, str) else " ".join(doc),
+                    "summary": doc,
                     "options": schema,
                 }
             )
@@ -110,7 +129,7 @@ def config_check(path: Path) -> None:
     config = load_config(path)
     stack = resolve(config, source=str(path))
     stack.optimizer.check(stack.policy, stack.value)
-    rewarders = ", ".join(f"{r.name}x{r.weight:g}" for r in config.rewarders)
+    rewarders = ", ".join(f"{r.name} (weight {r.weight:g})" for r in config.rewarders)
     typer.echo(
         f"ok: value={stack.value.name} policy={config.policy.backend} prompts={config.prompts.generator} "
         f"rewarders=[{rewarders}] optimizer={config.optimizer.name} stages=[{', '.join(s.name for s in config.stages)}]"
@@ -156,6 +175,8 @@ def _add_plugin_commands() -> None:
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the CLI; a DynalignError becomes one line on stderr and a non-zero exit."""
     args = sys.argv[1:] if argv is None else argv
+    for message in LIBRARY_DEPRECATIONS:
+        warnings.filterwarnings("ignore", message=message, category=FutureWarning)
     try:
         _add_plugin_commands()
         app(args=args, prog_name="dynalign", standalone_mode=False)

@@ -1,7 +1,9 @@
 """Run configuration: a TOML file, checked in two phases.
 
 Phase 1 (`load_config`) checks the file's shape; `DYNALIGN_*` environment variables override
-keys (nested with `__`, e.g. `DYNALIGN_OPTIMIZER__OPTIONS__NUM_GENERATIONS=4`). Phase 2
+keys (nested with `__`, e.g. `DYNALIGN_OPTIMIZER__OPTIONS__NUM_GENERATIONS=4`; list entries by
+index, `DYNALIGN_REWARDERS__0__WEIGHT=2`), and an error in an overridden key names the
+variable instead of the file. Phase 2
 (`resolve` in dynalign.stack) looks each named component up and validates its `options`
 against the component's own `Options` model. Secrets are never values: options name the
 environment variable that holds them (`api_key_env = "OPENAI_API_KEY"`).
@@ -9,17 +11,20 @@ environment variable that holds them (`api_key_env = "OPENAI_API_KEY"`).
 
 from __future__ import annotations
 
+import json
+import os
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import tomllib
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from dynalign.errors import ConfigError
 
 DEFAULT_POLICY = "embedded:smollm2-135m-instruct"
+ENV_PREFIX = "DYNALIGN_"
 SECRET_KEY = re.compile(r"(api_?key|token|secret|password)$", re.IGNORECASE)
 
 
@@ -55,10 +60,8 @@ class RewarderRef(ComponentRef):
     weight: float = 1.0
 
 
-class RunConfig(BaseSettings):
+class RunConfig(_Section):
     """The whole run: which value, policy, prompts, rewarders and optimizer, for how long."""
-
-    model_config = SettingsConfigDict(env_prefix="DYNALIGN_", env_nested_delimiter="__", extra="forbid")
 
     value: str = "collective-agency"
     seed: int = 0
@@ -70,17 +73,6 @@ class RunConfig(BaseSettings):
     optimizer: ComponentRef = Field(default_factory=lambda: ComponentRef(name="grpo"))
     stages: list[ComponentRef] = Field(default_factory=list)
 
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return (env_settings, init_settings)
-
 
 def format_location(loc: tuple[Any, ...] | list[Any]) -> str:
     """A pydantic error location as a dotted path: `optimizer.options.trl.learning_rate`."""
@@ -90,10 +82,15 @@ def format_location(loc: tuple[Any, ...] | list[Any]) -> str:
     return out or "(top level)"
 
 
-def validation_message(source: str, exc: ValidationError, prefix: str = "") -> str:
-    """One line for the first error of a ValidationError, located in `source`."""
+def validation_message(
+    source: str, exc: ValidationError, prefix: str = "", environ: Mapping[str, str] | None = None
+) -> str:
+    """One line for the first error of a ValidationError, located in `source`, or, for a run
+    config checked with its `environ`, in the `DYNALIGN_*` variable that set that key (or a
+    table above it)."""
     first = exc.errors()[0]
     where = format_location((*([prefix] if prefix else []), *first["loc"]))
+    source = (_overriding_variable(where, environ) if environ is not None else None) or source
     kind = first["type"]
     if kind == "extra_forbidden":
         return f"{source}: {where}: unknown option (check its spelling; `dynalign components` lists the options)"
@@ -112,15 +109,80 @@ def read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: TOML syntax error: {exc}") from exc
 
 
+def _env_overrides(environ: Mapping[str, str]) -> dict[str, str]:
+    """The `DYNALIGN_*` variables that name a config key, by upper-cased name."""
+    fields = set(RunConfig.model_fields)
+    out = {}
+    for name, raw in environ.items():
+        upper = name.upper()
+        if upper.startswith(ENV_PREFIX) and upper[len(ENV_PREFIX) :].split("__")[0].lower() in fields:
+            out[upper] = raw
+    return out
+
+
+def _overriding_variable(where: str, environ: Mapping[str, str]) -> str | None:
+    """The environment variable that set the config key at dotted location `where`, if any."""
+    parts = where.replace("[", ".").replace("]", "").split(".")
+    overrides = _env_overrides(environ)
+    for size in range(len(parts), 0, -1):
+        name = ENV_PREFIX + "__".join(parts[:size]).upper()
+        if name in overrides:
+            return f"environment variable {name}"
+    return None
+
+
+def _env_value(raw: str, current: Any) -> Any:
+    """An override's value: kept as text where the key holds text, else parsed as JSON if it is."""
+    if isinstance(current, str):
+        return raw
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw
+
+
+def apply_env_overrides(data: dict[str, Any], environ: Mapping[str, str]) -> None:
+    """Set each `DYNALIGN_A__B__0__C` variable's value at `data["a"]["b"][0]["c"]`, in place
+    (keys the file leaves out start from their defaults)."""
+    defaults: dict[str, Any] | None = None
+    for name, raw in sorted(_env_overrides(environ).items()):
+        path = name[len(ENV_PREFIX) :].lower().split("__")
+        if path[0] not in data:
+            defaults = defaults if defaults is not None else RunConfig().model_dump(mode="json")
+            data[path[0]] = defaults[path[0]]
+        node: Any = data
+        for depth, key in enumerate(path):
+            here = format_location([int(p) if p.isdigit() else p for p in path[:depth]]) if depth else "the config"
+            last = depth == len(path) - 1
+            if isinstance(node, list):
+                if not key.isdigit() or int(key) >= len(node):
+                    raise ConfigError(
+                        f"environment variable {name}: {here} is a list of {len(node)}; "
+                        f"{key!r} is not an index from 0 to {len(node) - 1}"
+                    )
+                index = int(key)
+                if last:
+                    node[index] = _env_value(raw, node[index])
+                node = node[index]
+            elif isinstance(node, dict):
+                if last:
+                    node[key] = _env_value(raw, node.get(key))
+                node = node.setdefault(key, {})
+            else:
+                raise ConfigError(f"environment variable {name}: {here} is a single value, not a table or list")
+
+
 def load_config(path: str | Path | None = None, **overrides: Any) -> RunConfig:
-    """Phase 1: read and shape-check a config (no file: the default CA stack)."""
+    """Phase 1: read and shape-check a config (no file: the default CA stack), with the
+    `DYNALIGN_*` environment overrides applied."""
     source = str(path) if path is not None else "default config"
     data = read_toml(Path(path)) if path is not None else {}
+    apply_env_overrides(data, os.environ)
     data.update({k: v for k, v in overrides.items() if v is not None})
     try:
         return RunConfig(**data)
     except ValidationError as exc:
-        raise ConfigError(validation_message(source, exc)) from exc
+        raise ConfigError(validation_message(source, exc, environ=os.environ)) from exc
 
 
 def redact(data: Any) -> Any:

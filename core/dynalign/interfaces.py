@@ -1,6 +1,7 @@
-"""The interfaces of the plugin kinds: model, prompt generator, rewarder, optimizer.
+"""The interfaces of the plugin kinds (model, prompt generator, rewarder, optimizer, stage)
+and the `RunContext` every component receives.
 
-(The fifth kind, value, is plain data: `dynalign.values.ValueSpec`.) Each implementation is a
+(The value kind is plain data: `dynalign.values.ValueSpec`.) Each implementation is a
 subclass with a short kebab-case `name` and a pydantic `Options` model that forbids unknown
 keys; the core validates a config's `options` table against it before constructing it.
 Modules defining components must not import torch at module level: `dynalign plugins` loads
@@ -9,18 +10,20 @@ them all and must stay fast.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from dynalign.errors import UnsupportedError
+from dynalign.config import ModelRef, validation_message
+from dynalign.errors import ConfigError, UnsupportedError
 
 if TYPE_CHECKING:
-    from dynalign.context import RunContext
+    from dynalign.registry import Registry
     from dynalign.values import ValueSpec
 
 Message = dict[str, str]
@@ -33,10 +36,53 @@ def with_system(conversation: Conversation, system: str | None) -> Conversation:
     return ([{"role": "system", "content": system}] if system is not None else []) + rest
 
 
+def _is_message(m: Any) -> bool:
+    return isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str)
+
+
+def as_conversation(item: str | Conversation, role: str) -> Conversation:
+    """A prompt (`role="user"`) or completion (`role="assistant"`) in the form rewarders
+    receive: a string becomes one message; a list of `{"role", "content"}` messages is
+    checked and kept. Raises ValueError saying what is wrong."""
+    if isinstance(item, str):
+        return [{"role": role, "content": item}]
+    if isinstance(item, list) and item and all(_is_message(m) for m in item):
+        return item
+    raise ValueError('must be a string or a non-empty list of {"role": ..., "content": ...} messages with text content')
+
+
 class Options(BaseModel):
     """Base of every component's options: unknown keys are errors, not silently ignored."""
 
     model_config = ConfigDict(extra="forbid")
+
+
+@dataclass
+class RunContext:
+    """What a component may use of the run it belongs to: the value, the registry, the run
+    directory (if any), the seed, where the config came from, and `say`, where a component
+    reports a decision the user should see (one line)."""
+
+    value: ValueSpec
+    registry: Registry
+    run_dir: Path | None = None
+    seed: int = 0
+    source: str = "config"
+    say: Callable[[str], None] = field(default=print, repr=False)
+
+    def build(self, kind: str, name: str, options: dict[str, Any], where: str) -> Component:
+        """Construct a component by kind and name, validating `options` (error at `where`)."""
+        cls = self.registry.get(kind, name).obj
+        try:
+            parsed = cls.Options.model_validate(options)
+        except ValidationError as exc:
+            raise ConfigError(validation_message(self.source, exc, prefix=where, environ=os.environ)) from exc
+        return cls(parsed, self)
+
+    def build_model(self, ref: ModelRef | dict[str, Any], where: str = "model") -> ChatModel:
+        """Construct a model backend from a `{backend, options}` reference."""
+        ref = ref if isinstance(ref, ModelRef) else ModelRef.model_validate(ref)
+        return self.build("model", ref.backend, ref.options, f"{where}.options")  # type: ignore[return-value]
 
 
 class Component:
@@ -190,7 +236,11 @@ class Rewarder(Component):
 
     `__call__(prompts, completions, **columns)` returns one float per completion, or None
     where the completion could not be scored (TRL then leaves it out of the group baseline).
-    Prompts and completions are conversational (lists of `{"role", "content"}` messages).
+    Prompts and completions are always conversational: each prompt is a list of
+    `{"role", "content"}` messages (the value's system prompt first when training with it),
+    each completion a list holding the assistant's message, so `completion[-1]["content"]`
+    is its text. Callers normalise plain strings with `as_conversation` before a rewarder
+    sees them.
     """
 
     kind = "rewarder"

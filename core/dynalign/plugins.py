@@ -9,6 +9,7 @@ distribution names; empty means none) and `DYNALIGN_DISABLE_PLUGINS` select plug
 from __future__ import annotations
 
 import os
+import traceback
 from collections.abc import Iterable
 from importlib.metadata import EntryPoint, entry_points
 from types import ModuleType
@@ -17,7 +18,7 @@ from typing import Any
 import pluggy
 
 from dynalign import hookspecs
-from dynalign.errors import PluginError
+from dynalign.errors import DynalignError, PluginError
 from dynalign.interfaces import COMPONENT_BASES
 from dynalign.registry import Entry, PluginInfo, Registry
 from dynalign.values import ValueSpec
@@ -77,7 +78,7 @@ def load_registry(extra_plugins: Iterable[tuple[str, ModuleType | object]] = ())
         try:
             module = ep.load()
         except Exception as exc:  # a broken third-party plugin must not break the CLI
-            info.status = f"failed to import {ep.value}: {type(exc).__name__}: {exc}"
+            info.status = f"failed to import {ep.value}: {describe_error(exc)}"
             continue
         try:
             manager.register(module, name=f"{dist}:{ep.name}")
@@ -112,10 +113,20 @@ def _collect(registry: Registry, manager: pluggy.PluginManager, plugin_name: str
             function(register=lambda command, name=None: commands.append((command, name)))
         registry.add_all(staged)
     except Exception as exc:
-        info.status = str(exc) if isinstance(exc, PluginError) else f"{type(exc).__name__}: {exc}"
+        info.status = describe_error(exc)
         return
     registry.commands.extend(commands)
     info.components.extend({"kind": e.kind, "name": e.name} for e in staged)
+
+
+def describe_error(exc: BaseException) -> str:
+    """A plugin's error in one line: dynalign's own errors as they are (they name the file and
+    field); anything else with its type and the file and line that raised it."""
+    if isinstance(exc, DynalignError):
+        return str(exc)
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if not f.filename.startswith("<")]
+    where = "" if isinstance(exc, SyntaxError) or not frames else f" ({frames[-1].filename}:{frames[-1].lineno})"
+    return f"{type(exc).__name__}: {exc}{where}"
 
 
 def _registrar(kind: str, dist: str, staged: list[Entry]):

@@ -51,23 +51,36 @@ class Registry:
         self._by_alias: dict[str, dict[str, str]] = {kind: {} for kind in KINDS}
         self.plugins: dict[str, PluginInfo] = {}
         self.commands: list[tuple[Any, str | None]] = []
+        self.conflicts: dict[str, dict[str, str]] = {kind: {} for kind in KINDS}  # name -> error
+
+    def failed(self) -> list[PluginInfo]:
+        """Plugin distributions that failed to load, by name."""
+        return sorted((p for p in self.plugins.values() if p.status != "ok"), key=lambda p: p.name)
 
     def add_all(self, entries: list[Entry]) -> None:
         """Add one plugin's components, all or none: a name or alias already taken is a
-        PluginError naming both distributions, and nothing of this plugin is added."""
+        PluginError naming both distributions, nothing of this plugin is added, and looking
+        that name up fails from then on (it is ambiguous)."""
         taken = {kind: dict(table) for kind, table in self._by_alias.items()}
         owners = {kind: {n: e.distribution for n, e in table.items()} for kind, table in self._entries.items()}
+        clashes: list[str] = []
         for entry in entries:
             for key in (entry.name, *entry.aliases):
                 owner = taken[entry.kind].get(key)
                 if owner is not None:
                     other = owners[entry.kind].get(owner, entry.distribution)
-                    raise PluginError(
-                        f"two plugins register the {entry.kind} {key!r}: {other} and {entry.distribution}; "
-                        f"uninstall one or disable it with DYNALIGN_DISABLE_PLUGINS={entry.distribution}"
+                    message = (
+                        f"two plugins register the {entry.kind.replace('_', ' ')} {key!r}: {other} and "
+                        f"{entry.distribution}; uninstall one or disable it, "
+                        f"e.g. DYNALIGN_DISABLE_PLUGINS={entry.distribution}"
                     )
+                    if other != entry.distribution:
+                        self.conflicts[entry.kind][key] = message
+                    clashes.append(message)
                 taken[entry.kind][key] = entry.name
-            owners[entry.kind][entry.name] = entry.distribution
+            owners[entry.kind].setdefault(entry.name, entry.distribution)
+        if clashes:
+            raise PluginError(clashes[0])
         for entry in entries:
             self._add(entry)
 
@@ -89,21 +102,23 @@ class Registry:
     def get(self, kind: str, name: str) -> Entry:
         """The component called `name` (or an alias of it).
 
-        Unknown names raise UnknownComponentError listing what is installed; if the plugin
-        that would provide it failed to load, its error is named instead.
+        A name two distributions register raises PluginError naming both. Unknown names raise
+        UnknownComponentError listing what is installed, or, when some plugin failed to load,
+        PluginError naming each failed distribution with its error.
         """
         if kind not in self._entries:
             raise ValueError(f"unknown component kind {kind!r}; kinds are {KINDS}")
+        if name in self.conflicts[kind]:
+            raise PluginError(self.conflicts[kind][name])
         canonical = self._by_alias[kind].get(name)
         if canonical is not None:
             return self._entries[kind][canonical]
-        broken = [p for p in self.plugins.values() if p.status != "ok" and name in p.name]
-        if broken:
-            raise PluginError(
-                f"the {kind} {name!r} may come from plugin {broken[0].name}, which failed: {broken[0].status}"
-            )
         label = kind.replace("_", " ")
         choices = ", ".join(self.names(kind)) or "(none installed)"
+        failed = self.failed()
+        if failed:
+            causes = "; ".join(f"plugin {p.name} failed to load: {p.status}" for p in failed)
+            raise PluginError(f"unknown {label} {name!r} (installed: {choices}); {causes}")
         hint = INSTALL_HINTS[kind].format(name=name)
         raise UnknownComponentError(
             f"unknown {label} {name!r}. Choose one of: {choices} (plugin may not be installed: try pip install {hint})"

@@ -6,8 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dynalign.config import RunConfig
-from dynalign.context import RunContext
-from dynalign.interfaces import ChatModel, Optimizer, PromptGenerator, Stage, WeightedRewarder
+from dynalign.interfaces import ChatModel, Optimizer, PromptGenerator, RunContext, Stage, WeightedRewarder
 from dynalign.plugins import get_registry
 from dynalign.registry import Registry
 from dynalign.values import ValueSpec

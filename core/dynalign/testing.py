@@ -2,9 +2,9 @@
 
 Enable it in a plugin's tests with `pytest -p dynalign.testing` (or `pytest_plugins =
 ["dynalign.testing"]` in conftest.py). Fixtures: `dynalign_registry` (a fresh registry of
-what is installed), `ca_value`, `tiny_model_dir` (a tiny random Llama with SmolLM2's
-tokenizer, saved once per session), `run_cli`. Helpers: `ScriptedChatModel`,
-`check_value_spec`, `check_component`, `check_rewarder`.
+what is installed), `ca_value`, `run_cli`. Helpers: `ScriptedChatModel`, `scripted_plugin`,
+`check_value_spec`, `check_component`, `check_rewarder`. Fixtures that need a real model
+backend come with its plugin: `tiny_model_dir` from `pytest -p dynalign_hf.testing`.
 """
 
 from __future__ import annotations
@@ -14,16 +14,14 @@ import json
 from collections.abc import Callable, Sequence
 from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import dataclass
-from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from pydantic import ValidationError
 
-from dynalign.context import RunContext
 from dynalign.hookspecs import hookimpl
-from dynalign.interfaces import ChatModel, Component, Conversation, GenerationParams, Options, Rewarder
+from dynalign.interfaces import ChatModel, Component, Conversation, GenerationParams, Options, Rewarder, RunContext
 from dynalign.plugins import load_registry, reset_registry
 from dynalign.registry import Registry
 from dynalign.values import ValueSpec
@@ -157,38 +155,6 @@ def invoke_cli(*args: str) -> CliResult:
     return CliResult(code, out.getvalue(), err.getvalue())
 
 
-def build_tiny_model(folder: Path, tokenizer_source: Path | None = None) -> Path:
-    """Save a tiny random Llama (2 layers, width 32) with SmolLM2's tokenizer into `folder`."""
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
-
-    if tokenizer_source is None:
-        from dynalign_hf.embedded import gguf_file
-
-        gguf = gguf_file()
-        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    else:
-        tokenizer = AutoTokenizer.from_pretrained(tokenizer_source)
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=2048,
-        tie_word_embeddings=True,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-    )
-    import torch
-
-    torch.manual_seed(0)
-    LlamaForCausalLM(config).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
-
-
 @pytest.fixture
 def dynalign_registry() -> Registry:
     """A fresh registry of the installed plugins."""
@@ -199,12 +165,6 @@ def dynalign_registry() -> Registry:
 def ca_value(dynalign_registry: Registry) -> ValueSpec:
     """The installed Collective Agency value."""
     return dynalign_registry.get("value", "collective-agency").obj
-
-
-@pytest.fixture(scope="session")
-def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny random chat model folder, built once per test session."""
-    return build_tiny_model(tmp_path_factory.mktemp("tiny-model"))
 
 
 @pytest.fixture

@@ -13,6 +13,8 @@ import re
 from collections import Counter
 from typing import Any
 
+from dynalign.extras import require
+
 _REFUSAL = re.compile(
     r"^\W*(i'?m sorry|i am sorry|sorry, (but )?i|i cannot|i can'?t|i can not|i'?m unable|i am unable|i won'?t|"
     r"as an ai\b|as a language model|i'?m not able|i am not able)",
@@ -56,9 +58,7 @@ class _MemoTokenizer:
     """rouge-score's default tokenizer, remembering each text's tokens."""
 
     def __init__(self) -> None:
-        from rouge_score.tokenizers import DefaultTokenizer
-
-        self._inner = DefaultTokenizer(use_stemmer=False)
+        self._inner = require("rouge_score.tokenizers", "prompts").DefaultTokenizer(use_stemmer=False)
         self._memo: dict[str, list[str]] = {}
 
     def tokenize(self, text: str) -> list[str]:
@@ -72,11 +72,9 @@ class RougeIndex:
     """Accepted prompts, queried for the highest ROUGE-L F-measure against a candidate."""
 
     def __init__(self, threshold: float = 0.7) -> None:
-        from rouge_score.rouge_scorer import RougeScorer
-
         self.threshold = threshold
         self.tokenizer = _MemoTokenizer()
-        self._scorer = RougeScorer(["rougeL"], tokenizer=self.tokenizer)
+        self._scorer = require("rouge_score.rouge_scorer", "prompts").RougeScorer(["rougeL"], tokenizer=self.tokenizer)
         self._texts: list[str] = []
         self._lengths: list[int] = []
         self._postings: dict[str, _Posting] = {}

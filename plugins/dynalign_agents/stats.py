@@ -7,6 +7,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from dynalign.extras import require
+
 QUANTILES = (0.0, 0.1, 0.25, 0.5, 0.75, 0.9, 1.0)
 
 
@@ -36,12 +38,13 @@ def compute_stats(
     With more than `max_pairs` pairs, a seeded uniform sample of pairs is scored.
     """
     import numpy as np
-    from rouge_score.rouge_scorer import RougeScorer
 
     from dynalign_agents.filters import _MemoTokenizer
 
+    rouge = require("rouge_score.rouge_scorer", "prompts")
+
     texts = [row["prompt"] for row in rows]
-    scorer = RougeScorer(["rougeL"], tokenizer=_MemoTokenizer())
+    scorer = rouge.RougeScorer(["rougeL"], tokenizer=_MemoTokenizer())
     pairs, sampled = _pairs(len(texts), max_pairs, seed)
     sims = [scorer.score(texts[i], texts[j])["rougeL"].fmeasure for i, j in pairs]
     lengths = [len(text.split()) for text in texts]
@@ -71,10 +74,8 @@ def compute_stats(
 
 def plot(sims: list[float], lengths: list[int], folder: Path, threshold: float = 0.7) -> list[Path]:
     """Write `rouge_l.png` and `length.png` (histograms) into `folder`; returns their paths."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    require("matplotlib", "prompts").use("Agg")
+    plt = require("matplotlib.pyplot", "prompts")
 
     folder.mkdir(parents=True, exist_ok=True)
     written = []

@@ -9,6 +9,7 @@ from typing import Any
 
 from pydantic import Field
 
+from dynalign.extras import require
 from dynalign.interfaces import Conversation, GenerationParams
 from dynalign_api.common import APIChatModel, APIOptions
 
@@ -38,7 +39,7 @@ class AnthropicChatModel(APIChatModel):
 
     def make_client(self, key: str) -> Any:
         """An `AsyncAnthropic` client with the configured endpoint, timeout and retries."""
-        import anthropic
+        anthropic = require("anthropic", "api")
 
         return anthropic.AsyncAnthropic(
             api_key=key,
@@ -49,7 +50,7 @@ class AnthropicChatModel(APIChatModel):
 
     def classify(self, exc: BaseException) -> str:
         """Timeouts, 429/5xx after retries and malformed bodies count; other API errors are fatal."""
-        import anthropic
+        anthropic = require("anthropic", "api")
 
         if isinstance(exc, anthropic.APITimeoutError | json.JSONDecodeError | anthropic.APIResponseValidationError):
             return "transient"

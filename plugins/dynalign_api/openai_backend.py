@@ -10,6 +10,7 @@ from typing import Any, ClassVar
 
 from pydantic import Field
 
+from dynalign.extras import require
 from dynalign.interfaces import Conversation, GenerationParams
 from dynalign_api.common import APIChatModel, APIOptions
 
@@ -38,7 +39,7 @@ class OpenAIChatModel(APIChatModel):
 
     def make_client(self, key: str) -> Any:
         """An `AsyncOpenAI` client with the configured endpoint, timeout and retries."""
-        import openai
+        openai = require("openai", "api")
 
         return openai.AsyncOpenAI(
             api_key=key,
@@ -49,7 +50,7 @@ class OpenAIChatModel(APIChatModel):
 
     def classify(self, exc: BaseException) -> str:
         """Timeouts, 429/5xx after retries and malformed bodies count; other API errors are fatal."""
-        import openai
+        openai = require("openai", "api")
 
         if isinstance(exc, openai.APITimeoutError | json.JSONDecodeError | openai.APIResponseValidationError):
             return "transient"

@@ -5,14 +5,12 @@ from __future__ import annotations
 import io
 from typing import Any
 
+from dynalign.extras import require
+
 
 def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+    require("matplotlib", "eval").use("Agg")
+    return require("matplotlib.pyplot", "eval")
 
 
 def _png(fig: Any) -> bytes:

@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from dynalign.config import ModelRef, validation_message
 from dynalign.errors import ConfigError
 from dynalign.registry import Registry
-from dynalign_eval.stages import EvalOptions, JudgeMode, ReportOptions
+from dynalign_eval.options import EvalOptions, JudgeMode, ReportOptions
 
 JudgeOption = Annotated[
     str | None,

@@ -12,8 +12,8 @@ from dynalign.context import RunContext
 from dynalign.errors import DynalignError, UnsupportedError
 from dynalign.interfaces import ChatModel, GenerationParams
 from dynalign.rundir import RECORDED_PACKAGES, RunDirectory, package_versions
+from dynalign_eval.options import EvalError, EvalOptions
 from dynalign_eval.rundata import describe, model_path
-from dynalign_eval.stages import EvalError, EvalOptions
 from dynalign_eval.winrate import win_rate
 
 RESULTS = "eval/results.json"
@@ -37,11 +37,16 @@ def _answers(model: ChatModel, prompts: list[str], max_new_tokens: int, seed: in
 def _ifeval(run_dir: RunDirectory, base: ChatModel, aligned: ChatModel, options: EvalOptions, say: Say) -> dict:
     from dynalign_eval import ifeval
 
-    if options.ifeval_path is None:
-        return {"skipped": "no ifeval_path set"}
-    rows = ifeval.load_rows(options.ifeval_path, options.ifeval_limit)
+    if not options.ifeval:
+        return {"skipped": "ifeval = false"}
+    source = ifeval.default_source(options.ifeval_path)
+    try:
+        rows = ifeval.load_rows(source, options.ifeval_limit)
+    except ifeval.HubUnavailable as exc:
+        say(f"eval: IFEval skipped: {exc}")
+        return {"skipped": str(exc)}
     prompts = [row["prompt"] for row in rows]
-    out: dict[str, Any] = {"source": options.ifeval_path, "max_new_tokens": options.ifeval_max_new_tokens}
+    out: dict[str, Any] = {"source": source, "max_new_tokens": options.ifeval_max_new_tokens}
     answers = {}
     for role, model in (("base", base), ("aligned", aligned)):
         say(f"eval: IFEval, {len(rows)} prompts, {role} model")

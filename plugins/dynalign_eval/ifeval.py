@@ -9,22 +9,36 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import re
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from dynalign.extras import require
 from dynalign.files import numbered_jsonl
-from dynalign_eval.stages import EvalError
+from dynalign_eval.options import EvalError
 
 REQUIRED = ("key", "prompt", "instruction_id_list", "kwargs")
+HUB_SOURCE = "hub:google/IFEval"
+PATH_VARIABLE = "DYNALIGN_IFEVAL_PATH"
 _WORD = re.compile(r"\w+(?:[-']\w+)*|[^\w\s]")
 _tokenizers: str | None = None
 
 
+class HubUnavailable(EvalError):
+    """The hub dataset cannot be loaded (offline, or `datasets` cannot reach it)."""
+
+
+def default_source(path: str | None) -> str:
+    """Where IFEval comes from: `path`, else $DYNALIGN_IFEVAL_PATH, else the hub dataset."""
+    return path or os.environ.get(PATH_VARIABLE) or HUB_SOURCE
+
+
 def load_rows(source: str, limit: int | None = None) -> list[dict[str, Any]]:
-    """IFEval rows from a JSONL file (errors name the line) or `hub:<dataset>` (online only)."""
+    """IFEval rows from a JSONL file (errors name the line) or `hub:<dataset>` (online only;
+    HubUnavailable when it cannot be had)."""
     if source.startswith("hub:"):
         return _from_hub(source[4:], limit)
     path = Path(source).expanduser()
@@ -62,7 +76,11 @@ def _from_hub(name: str, limit: int | None) -> list[dict[str, Any]]:
 
         data = load_dataset(name, split="train")
     except Exception as exc:
-        raise EvalError(f"cannot load IFEval dataset {name!r} from the hub (offline?); give a local file path") from exc
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise HubUnavailable(
+            f"cannot load the dataset {name} from the Hugging Face hub ({reason}); "
+            f"set ifeval_path or {PATH_VARIABLE} to a local input_data.jsonl"
+        ) from exc
     rows = [dict(r) for r in data]
     return rows[:limit] if limit is not None else rows
 
@@ -72,7 +90,7 @@ def _patch_nltk() -> str:
     global _tokenizers
     if _tokenizers is not None:
         return _tokenizers
-    import nltk
+    nltk = require("nltk", "eval")
 
     try:
         nltk.data.find("tokenizers/punkt_tab")
@@ -83,7 +101,7 @@ def _patch_nltk() -> str:
     nltk.download = lambda *args, **kwargs: False  # the import-time download would need the network
     try:
         with contextlib.redirect_stdout(io.StringIO()):  # it prints "Downloaded punkt_tab" regardless
-            from lm_eval.tasks.ifeval import instructions_util
+            instructions_util = require("lm_eval.tasks.ifeval.instructions_util", "eval")
     finally:
         nltk.download = real_download
     if have_punkt:
@@ -111,19 +129,15 @@ def _patch_nltk() -> str:
 
 
 def _registry() -> dict[str, Any]:
-    try:
-        _patch_nltk()
-        from lm_eval.tasks.ifeval.instructions_registry import INSTRUCTION_DICT
-    except ImportError as exc:
-        raise EvalError('IFEval needs lm-eval: pip install "lm-eval[ifeval]"') from exc
-    return INSTRUCTION_DICT
+    _patch_nltk()
+    return require("lm_eval.tasks.ifeval.instructions_registry", "eval").INSTRUCTION_DICT
 
 
 def score(rows: list[dict[str, Any]], responses: list[str], resamples: int = 2000, seed: int = 0) -> dict[str, Any]:
     """Prompt- and instruction-level strict and loose accuracy of `responses` to `rows`."""
     _registry()
-    import langdetect
-    from lm_eval.tasks.ifeval.utils import process_results
+    langdetect = require("langdetect", "eval")
+    process_results = require("lm_eval.tasks.ifeval.utils", "eval").process_results
 
     langdetect.DetectorFactory.seed = 0  # language checks are otherwise random
     from dynalign_eval.stats import bootstrap_ci

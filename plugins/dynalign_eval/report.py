@@ -11,8 +11,9 @@ from typing import Any
 from dynalign.files import atomic_write_text
 from dynalign.rundir import RunDirectory
 from dynalign_eval import charts
+from dynalign_eval.options import EvalError, ReportOptions
 from dynalign_eval.promptstats import numeric_lists, prompt_stats, scalars
-from dynalign_eval.stages import EvalError, ReportOptions
+from dynalign_eval.report_efficacy import clipped_note, efficacy_section, signal_section
 
 STYLE = """
 body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
@@ -79,10 +80,11 @@ def _training(page: _Page, rows: list[dict[str, Any]]) -> None:
         ("zero_std_fraction", "zero-variance group fraction"),
         ("unscorable_rate", "unscorable (unparsable) rate"),
         ("completion_length", "completion length"),
+        ("clipped_fraction", "clipped at the length limit"),
         ("kl", "KL to the reference policy"),
     ]:
         figs.append(page.figure(key, charts.line(rows, key, label), label))
-    page.add(f"<p>{len(rows)} optimizer steps.</p><div class='figs'>{''.join(figs)}</div>")
+    page.add(f"<p>{len(rows)} optimizer steps.</p>{clipped_note(rows)}<div class='figs'>{''.join(figs)}</div>")
 
 
 def _win_rate(page: _Page, results: dict[str, Any]) -> None:
@@ -250,6 +252,8 @@ def write_report(run_dir: RunDirectory | Path, options: ReportOptions | None = N
             )
         )
     _training(page, run_dir.read_jsonl(RunDirectory.METRICS))
+    efficacy_section(page, results, _table)
+    signal_section(page, run_dir.read_json("self_reward_signal.json"), run_dir.read_json("judge_check.json"), _table)
     _win_rate(page, results)
     _ifeval(page, results)
     _judge_check(page, results, run_dir.read_json("judge_check.json"))

@@ -15,7 +15,7 @@ from dynalign.interfaces import ChatModel, TrainablePolicy
 from dynalign.plugins import get_registry
 from dynalign.registry import Registry
 from dynalign.rundir import RunDirectory
-from dynalign_eval.stages import EvalError
+from dynalign_eval.options import EvalError
 
 
 @dataclass

@@ -1,49 +1,12 @@
-"""The `eval` and `report` stages and their options (light: no heavy imports here)."""
+"""The `judge-check`, `eval` and `report` stages (light: the work is imported when a stage runs)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import Field
-
-from dynalign.config import ModelRef
-from dynalign.errors import DynalignError
-from dynalign.interfaces import Options, Stage
-
-JudgeMode = Literal["auto", "probs", "generate"]
-
-
-class EvalError(DynalignError):
-    """Evaluation cannot run or finished with errors (the message says what to fix)."""
-
-
-class EvalOptions(Options):
-    """Options of the `eval` stage (and of `dynalign eval`)."""
-
-    judge: ModelRef | None = Field(
-        None, description="Judge model {backend, options}; none: the base policy (self-judged)."
-    )
-    judge_mode: JudgeMode = Field("auto", description="probs: next-token P(A)/P(B); generate: parse `Winner: X`.")
-    judge_max_new_tokens: int = Field(64, ge=1, description="Judge reply length in generate mode.")
-    limit: int | None = Field(None, ge=1, description="Use at most this many held-out prompts.")
-    max_new_tokens: int = Field(256, ge=1, description="Answer length for the win-rate prompts (greedy).")
-    bootstrap: int = Field(2000, ge=100, description="Bootstrap resamples for the 95% intervals.")
-    seed: int = 0
-    judge_check: bool = Field(True, description="Also run judge-check with the eval judge.")
-    efficacy: bool = Field(True, description="Implicit-reward and preference accuracy on held-out pairs, gap closed.")
-    efficacy_prompts: int | None = Field(8, ge=1, description="Held-out prompts for gap closed (none: all).")
-    efficacy_samples: int = Field(4, ge=1, description="Samples per prompt from the system-prompted base model.")
-    efficacy_max_new_tokens: int = Field(64, ge=1, description="Length of those samples.")
-    ifeval_path: str | None = Field(
-        None, description="IFEval input_data.jsonl (or hub:google/IFEval when online); none skips IFEval."
-    )
-    ifeval_limit: int | None = Field(None, ge=1, description="Use at most this many IFEval prompts.")
-    ifeval_max_new_tokens: int = Field(384, ge=1, description="Answer length for IFEval prompts (greedy).")
-    tasks: list[str] = Field(default_factory=list, description="Further lm-eval tasks, e.g. gpqa_diamond_zeroshot.")
-    tasks_limit: int | None = Field(None, ge=1, description="lm-eval --limit for the further tasks.")
-    allow_download: bool = Field(False, description="Let lm-eval fetch task data from the hub.")
+from dynalign.interfaces import Stage
+from dynalign_eval.options import EvalOptions, JudgeCheckOptions, ReportOptions
 
 
 class EvalStage(Stage):
@@ -62,20 +25,6 @@ class EvalStage(Stage):
 
         aligned = stack.policy_at(final_model_dir(run_dir))
         evaluate(run_dir, stack.context, stack.policy, aligned, self.options, say)
-
-
-class JudgeCheckOptions(Options):
-    """Options of the `judge-check` stage."""
-
-    judge: ModelRef | None = Field(None, description="Judge {backend, options}; none: the policy (self-judging).")
-    judge_mode: JudgeMode = "auto"
-    measure_judge: bool = Field(True, description="Measure the judge's pointwise and pairwise verdicts.")
-    signals: list[str] | None = Field(
-        None, description="Self-signals to measure (names from the rewarders, e.g. contrast-sum); none: all offered."
-    )
-    threshold: float = Field(0.6, ge=0.0, le=1.0, description="Accuracy expected at least.")
-    on_fail: Literal["warn", "stop"] = Field("warn", description="Below the threshold: warn, or stop before training.")
-    limit: int | None = Field(None, ge=1, description="Use at most this many calibration pairs.")
 
 
 class JudgeCheckStage(Stage):
@@ -119,13 +68,6 @@ class JudgeCheckStage(Stage):
             raise JudgeCheckError(f"{problems[0]} (on_fail = 'stop'; use a stronger judge or set on_fail = 'warn')")
         for problem in problems:
             say(f"warning: {problem}")
-
-
-class ReportOptions(Options):
-    """Options of the `report` stage (and of `dynalign report`)."""
-
-    samples: int = Field(12, ge=0, description="Rows in the table of base vs aligned answers.")
-    out: Path | None = Field(None, description="Folder for index.html and PNGs; default RUN_DIR/report.")
 
 
 class ReportStage(Stage):

@@ -14,13 +14,15 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from dynalign_eval.stages import EvalError
+from dynalign.extras import require
+from dynalign_eval.options import EvalError
 
 
 def run_task(
     task: str, model_path: str, limit: int | None = None, allow_download: bool = False, timeout: float = 3600
 ) -> dict[str, Any]:
     """lm-eval's metrics for one task on a local HF model folder; EvalError when it cannot run."""
+    require("lm_eval", "eval")  # checked here: the child's import error would be a traceback
     env = dict(os.environ)
     if not allow_download:
         env.update(HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
@@ -46,9 +48,7 @@ def run_task(
 
 
 def _child(args: dict[str, Any]) -> None:
-    from lm_eval import simple_evaluate
-
-    result = simple_evaluate(
+    result = require("lm_eval", "eval").simple_evaluate(
         model="hf",
         model_args=f"pretrained={args['model']},dtype=float32",
         tasks=[args["task"]],

@@ -19,7 +19,7 @@ from dynalign.judging import (
     score_choices,
 )
 from dynalign.values import ValueSpec
-from dynalign_eval.stages import EvalError
+from dynalign_eval.options import EvalError
 
 WINNER_PREFIX = "Winner: "
 

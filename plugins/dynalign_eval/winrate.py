@@ -8,7 +8,7 @@ from typing import Any
 from dynalign.interfaces import ChatModel, GenerationParams
 from dynalign.rundir import RunDirectory
 from dynalign.values import ValueSpec
-from dynalign_eval.stages import EvalError, EvalOptions
+from dynalign_eval.options import EvalError, EvalOptions
 from dynalign_eval.stats import length_controlled, length_controlled_ci, summarize
 from dynalign_eval.verdicts import both_orders, order_score, pairwise, resolve_mode
 

@@ -109,7 +109,7 @@ def next_token_probs(
         with torch.no_grad():
             if shared >= MIN_SHARED_PREFIX:
                 prefix = torch.tensor([token_lists[0][:shared]], device=model.device)
-                prefix_cache = model(input_ids=prefix, use_cache=True).past_key_values
+                prefix_cache = _cache_of(model(input_ids=prefix, use_cache=True))
             results: list[dict[str, float]] = []
             for start in range(0, len(texts), batch_size):
                 rows = token_lists[start : start + batch_size]
@@ -125,6 +125,18 @@ def next_token_probs(
     return results
 
 
+_OLD_CACHE_API = False
+
+
+def _cache_of(output: Any) -> Any:
+    """The key/value cache of a forward pass, under either transformers API."""
+    global _OLD_CACHE_API
+    if "cache" in output:
+        return output["cache"]
+    _OLD_CACHE_API = True
+    return output["past_key_values"]
+
+
 def _suffix_logits(model: Any, tokenizer: Any, rows: list[list[int]], shared: int, cache: Any) -> Any:
     """Last-token logits of each row, given the cache of their common first `shared` tokens.
     Suffixes are right-padded, so every real token keeps its true position."""
@@ -137,7 +149,9 @@ def _suffix_logits(model: Any, tokenizer: Any, rows: list[list[int]], shared: in
     suffix_mask = torch.tensor([[1] * len(s) + [0] * (width - len(s)) for s in suffixes], device=model.device)
     attention = torch.cat([torch.ones(len(rows), shared, dtype=torch.long, device=model.device), suffix_mask], 1)
     cache.batch_repeat_interleave(len(rows))
-    logits = model(input_ids=input_ids, attention_mask=attention, past_key_values=cache, use_cache=True).logits
+    # transformers 5 renamed past_key_values to cache (the old name warns); older ones know only the old
+    keyword = "past_key_values" if _OLD_CACHE_API else "cache"
+    logits = model(input_ids=input_ids, attention_mask=attention, use_cache=True, **{keyword: cache}).logits
     last = torch.tensor([len(s) - 1 for s in suffixes], device=model.device)
     return logits[torch.arange(len(rows), device=model.device), last].float()
 

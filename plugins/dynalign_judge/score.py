@@ -13,7 +13,10 @@ from dynalign.files import numbered_jsonl
 
 
 def _read_rows(path: Path) -> list[dict[str, Any]]:
+    """The input rows with their line numbers (`_line`) and their prompt and completion in the
+    conversational form every rewarder receives (`_prompt`, `_completion`)."""
     from dynalign.errors import DynalignError
+    from dynalign.interfaces import as_conversation
 
     if not path.exists():
         raise DynalignError(f"input file {path} does not exist")
@@ -21,10 +24,41 @@ def _read_rows(path: Path) -> list[dict[str, Any]]:
     for number, row in numbered_jsonl(path):
         if not isinstance(row, dict) or "prompt" not in row or "completion" not in row:
             raise DynalignError(f"{path}:{number}: each row needs `prompt` and `completion` (strings or messages)")
-        rows.append(row)
+        try:
+            prompt, completion = as_conversation(row["prompt"], "user"), as_conversation(row["completion"], "assistant")
+        except ValueError as exc:
+            raise DynalignError(f"{path}:{number}: `prompt` and `completion` {exc}") from exc
+        rows.append({"_line": number, "_prompt": prompt, "_completion": completion, "row": row})
     if not rows:
         raise DynalignError(f"input file {path} holds no rows")
     return rows
+
+
+def _call(name: str, rewarder: Any, rows: list[dict[str, Any]], batch: list[int]) -> list[float | None]:
+    """The rewarder's scores for a batch of rows; an unexpected exception it raises becomes a
+    DynalignError naming the rewarder and the first row (line of INPUT) it fails on alone."""
+    from dynalign.errors import DynalignError
+
+    def run(indices: list[int]) -> list[float | None]:
+        return rewarder([rows[i]["_prompt"] for i in indices], [rows[i]["_completion"] for i in indices])
+
+    try:
+        return run(batch)
+    except DynalignError:
+        raise  # already one line saying what to fix (a missing API key, an unreachable server)
+    except Exception as exc:
+        culprit = next((i for i in batch if _fails(run, i)), None)
+        lines = [rows[i]["_line"] for i in batch]
+        where = f"row {rows[culprit]['_line']}" if culprit is not None else f"rows {min(lines)}-{max(lines)}"
+        raise DynalignError(f"rewarder {name!r} failed on {where}: {type(exc).__name__}: {exc}") from exc
+
+
+def _fails(run: Any, index: int) -> bool:
+    try:
+        run([index])
+    except Exception:
+        return True
+    return False
 
 
 def _batches(rows: list[dict[str, Any]], size: int) -> list[list[int]]:
@@ -34,7 +68,7 @@ def _batches(rows: list[dict[str, Any]], size: int) -> list[list[int]]:
     from dynalign_judge.support import group_indices
 
     batches: list[list[int]] = [[]]
-    for group in group_indices([json.dumps(prompt_text(r["prompt"])) for r in rows]):
+    for group in group_indices([json.dumps(prompt_text(r["_prompt"])) for r in rows]):
         if batches[-1] and len(batches[-1]) + len(group) > size:
             batches.append([])
         batches[-1].extend(group)
@@ -77,19 +111,32 @@ def score(
     folder.mkdir(parents=True, exist_ok=True)
     results: dict[int, dict[str, float | None]] = {}
     for batch in tqdm(_batches(rows, batch_size), desc="scoring", unit="batch", disable=None):
-        prompts = [rows[i]["prompt"] for i in batch]
-        completions = [rows[i]["completion"] for i in batch]
         for name, (_, rewarder) in zip(names, rewarders):
-            scores = rewarder(prompts, completions)
-            for index, value in zip(batch, scores):
+            for index, value in zip(batch, _call(name, rewarder, rows, batch)):
                 results.setdefault(index, {})[name] = value
     lines = []
     for index, row in enumerate(rows):
         rewards = results[index]
         weighted = [ref.weight * rewards[n] for n, (ref, _) in zip(names, rewarders) if rewards[n] is not None]
-        lines.append(json.dumps({**row, "rewards": rewards, "reward": sum(weighted) if weighted else None}) + "\n")
-    atomic_write_text(out, "".join(lines))
-    summary = {key: round(value, 4) for _, rewarder in rewarders for key, value in rewarder.pop_metrics().items()}
-    unscored = sum(1 for line in lines if json.loads(line)["reward"] is None)
-    typer.echo(f"scored {len(rows)} rows ({unscored} unscored) with {', '.join(names)}; wrote {out}")
-    typer.echo(json.dumps(summary, sort_keys=True))
+        lines.append({**row["row"], "rewards": rewards, "reward": sum(weighted) if weighted else None})
+    atomic_write_text(out, "".join(json.dumps(line) + "\n" for line in lines))
+    typer.echo(
+        f"scored {len(rows)} rows ({sum(line['reward'] is None for line in lines)} unscored) with "
+        f"{', '.join(names)}; wrote {out}"
+    )
+    typer.echo(json.dumps(_summary(names, [r for _, r in rewarders], lines), sort_keys=True))
+
+
+def _summary(names: list[str], rewarders: list[Any], lines: list[dict[str, Any]]) -> dict[str, float]:
+    """Means and diagnostics under the keys a training run's metrics use: `reward_mean`,
+    `<rewarder>/mean`, `<rewarder>/<diagnostic>`."""
+    out: dict[str, float] = {}
+    for name, rewarder in zip(names, rewarders):
+        scores = [line["rewards"][name] for line in lines if line["rewards"][name] is not None]
+        if scores:
+            out[f"{name}/mean"] = sum(scores) / len(scores)
+        out.update({f"{name}/{key}": value for key, value in rewarder.pop_metrics().items()})
+    totals = [line["reward"] for line in lines if line["reward"] is not None]
+    if totals:
+        out["reward_mean"] = sum(totals) / len(totals)
+    return {key: round(value, 4) for key, value in out.items()}

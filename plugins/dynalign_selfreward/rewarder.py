@@ -77,7 +77,7 @@ class SelfRewarder(Rewarder):
     def __init__(self, options: Options | None = None, context: Any = None) -> None:
         super().__init__(options, context)
         self.policy: PolicyHandle | None = None
-        self.chosen: SelfRewarder | None = None  # auto mode: the signal it picked
+        self.chosen: Rewarder | None = None  # auto mode: the signal it picked
         self.auto_report: dict[str, Any] | None = None
         self._scored = 0
         self._unscorable = 0
@@ -112,7 +112,8 @@ class SelfRewarder(Rewarder):
         if self.options.mode == "auto":
             from dynalign_selfreward.auto import choose_signal
 
-            self.chosen, self.auto_report = choose_signal(self, policy)
+            variants = self.signal_variants()
+            self.chosen, self.auto_report = choose_signal(variants, self.options.auto_candidates, self.context, policy)
         elif self.chosen is not None:
             self.chosen.bind_policy(policy)
 

@@ -36,7 +36,7 @@ class WordRulesRewarder(Rewarder):
 
     def __call__(self, prompts: list[Any], completions: list[Any], **columns: Any) -> list[float | None]:
         """One score per completion: matching-word share plus keyword bonuses."""
-        return [self._score(c if isinstance(c, str) else c[-1]["content"]) for c in completions]
+        return [self._score(completion[-1]["content"]) for completion in completions]
 
     def _score(self, text: str) -> float:
         words = text.split()
