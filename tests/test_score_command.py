@@ -101,3 +101,30 @@ def test_config_check_names_rewarder_weights_readably(tmp_path, run_cli):
     result = run_cli("config", "check", config)
     assert result.exit_code == 0, result.stderr
     assert "rewarders=[self-reward (weight 0.5)]" in result.stdout
+
+
+def test_score_with_self_reward_judges_with_the_configs_policy(tiny_model_dir, tmp_path, run_cli):
+    config = write_config(
+        tmp_path / "self.toml",
+        f'value = "ca"\n[policy]\nbackend = "hf"\noptions = {{ model = "{tiny_model_dir}" }}\n'
+        '[[rewarders]]\nname = "self-reward"\noptions = { mode = "contrast" }\n'
+        '[[rewarders]]\nname = "self-reward"\noptions = { mode = "probability" }\n',
+    )
+    (tmp_path / "in.jsonl").write_text("".join(json.dumps(r) + "\n" for r in ROWS))
+    result = run_cli("score", str(config), str(tmp_path / "in.jsonl"), "--out", str(tmp_path / "out.jsonl"))
+    assert result.exit_code == 0, result.stderr
+    rows = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert all(isinstance(r["rewards"]["self-reward#0"], float) for r in rows)
+    assert all(0.0 <= r["rewards"]["self-reward#1"] <= 5.0 for r in rows)
+
+
+def test_score_with_self_reward_needs_a_local_policy(tmp_path, run_cli):
+    config = write_config(
+        tmp_path / "api.toml",
+        'value = "ca"\n[policy]\nbackend = "openai"\noptions = { model = "m", base_url = "http://127.0.0.1:9/v1" }\n'
+        '[[rewarders]]\nname = "self-reward"\n',
+    )
+    (tmp_path / "in.jsonl").write_text(json.dumps(ROWS[0]) + "\n")
+    result = run_cli("score", str(config), str(tmp_path / "in.jsonl"), "--out", str(tmp_path / "out.jsonl"))
+    assert result.exit_code != 0 and "is not a local model" in result.stderr
+    assert not (tmp_path / "out.jsonl").exists()

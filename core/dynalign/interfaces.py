@@ -244,6 +244,7 @@ class Rewarder(Component):
     """
 
     kind = "rewarder"
+    needs_policy: ClassVar[bool] = False  # True: scores with the policy, given through bind_policy
 
     def __init__(self, options: Options | None = None, context: RunContext | None = None) -> None:
         super().__init__(options, context)

@@ -108,6 +108,7 @@ def score(
         for i, (ref, _) in enumerate(rewarders)
     ]
     rows = _read_rows(input_file)
+    _bind_policy(context, cfg, [r for _, r in rewarders])
     folder.mkdir(parents=True, exist_ok=True)
     results: dict[int, dict[str, float | None]] = {}
     for batch in tqdm(_batches(rows, batch_size), desc="scoring", unit="batch", disable=None):
@@ -125,6 +126,27 @@ def score(
         f"{', '.join(names)}; wrote {out}"
     )
     typer.echo(json.dumps(_summary(names, [r for _, r in rewarders], lines), sort_keys=True))
+
+
+def _bind_policy(context: Any, cfg: Any, rewarders: list[Any]) -> None:
+    """Rewarders that score with the policy (self-reward) get the config's policy: the initial
+    one, as at the start of training."""
+    from dynalign.errors import ConfigError
+    from dynalign.interfaces import TrainablePolicy
+
+    needing = [r for r in rewarders if r.needs_policy]
+    if not needing:
+        return
+    policy = context.build_model(cfg.policy, where="policy")
+    if not isinstance(policy, TrainablePolicy):
+        raise ConfigError(
+            f"rewarder {needing[0].name!r} scores with the policy, but policy.backend {policy.name!r} is not a "
+            "local model; use backend 'hf' (or score with a 'judge' rewarder that names this model)"
+        )
+    context.say = lambda line: typer.echo(line, err=True)
+    handle = policy.policy_handle()
+    for rewarder in needing:
+        rewarder.bind_policy(handle)
 
 
 def _summary(names: list[str], rewarders: list[Any], lines: list[dict[str, Any]]) -> dict[str, float]:

@@ -71,6 +71,7 @@ class SelfRewarder(Rewarder):
 
     name = "self-reward"
     aliases = ("self",)
+    needs_policy = True
     Options = SelfRewardOptions
     options: SelfRewardOptions
 
