@@ -18,7 +18,7 @@ generator = "file"
 options = { n = 12, held_out = 4 }
 [[rewarders]]
 name = "self-reward"
-options = { pillar_diagnostics = true }
+options = { mode = "probability", pillar_diagnostics = true }
 [optimizer]
 name = "grpo"
 options = { num_generations = 4, max_steps = 2, max_completion_length = 24, save_steps = 2 }
@@ -56,6 +56,7 @@ def test_two_cpu_processes_under_accelerate_launch(tmp_path, tiny_model_dir):
         options = {{ n = 16, held_out = 4 }}
         [[rewarders]]
         name = "self-reward"
+        options = {{ mode = "contrast" }}
         [optimizer]
         name = "grpo"
         options = {{ num_generations = 4, max_steps = 2, max_completion_length = 8, save_steps = 2 }}
@@ -115,3 +116,35 @@ def test_grpo_raises_a_rule_based_reward_on_smollm2(tmp_path, examples_site):
     first, last = sum(rewards[:8]) / 8, sum(rewards[-8:]) / 8
     print(f"reward first 8 steps {first:.3f}, last 8 steps {last:.3f}: {[round(r, 3) for r in rewards]}")
     assert last > first + 0.3
+
+
+CONTRAST_RUN = """
+value = "ca"
+seed = 0
+[prompts]
+generator = "file"
+options = { n = 24, held_out = 8 }
+[[rewarders]]
+name = "self-reward"
+options = { mode = "contrast" }
+[optimizer]
+name = "grpo"
+options = { num_generations = 4, prompts_per_step = 2, max_steps = 12, max_completion_length = 48, save_steps = 12, learning_rate = 2e-4 }
+"""
+
+
+@pytest.mark.slow
+def test_a_short_contrast_run_moves_the_value_prompt_into_the_weights(tmp_path, run_cli):
+    from dynalign.plugins import load_registry
+    from dynalign_eval.efficacy import gap_closed
+    from dynalign_hf.backend import HFChatModel, HFOptions
+
+    config = write_config(tmp_path / "contrast.toml", CONTRAST_RUN)
+    result = run_cli("run", config, "--out", tmp_path / "run")
+    assert result.exit_code == 0, result.stderr
+    value = load_registry().get("value", "ca").obj
+    base, aligned = HFChatModel(HFOptions()), HFChatModel(HFOptions(model=str(tmp_path / "run/rounds/0/model")))
+    prompts = [json.loads(line)["prompt"] for line in (tmp_path / "run/prompts/held_out.jsonl").read_text().splitlines()]
+    gap = gap_closed(value, base, aligned, prompts, samples=4, max_new_tokens=48, resamples=500)
+    # the policy without the system prompt moved toward itself with it: KL to the prompted base fell
+    assert gap["kl_aligned_nats"] < gap["kl_base_nats"] and gap["ci95"][0] > 0, gap
