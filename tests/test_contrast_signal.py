@@ -160,3 +160,18 @@ def test_judge_check_measures_every_offered_signal(ca_value, dynalign_registry):
     assert signals["contrast-mean"]["accuracy"] == 1.0 and signals["probability"]["accuracy"] == 0.5
     assert signal_problems(signals, 0.6) == []
     assert "reaches 0.50" in signal_problems({"probability": signals["probability"]}, 0.6)[0]
+
+
+def test_reference_log_probabilities_are_reused_not_recomputed(tiny_model_dir, monkeypatch):
+    import dynalign_hf.textgen as textgen
+
+    model, tokenizer = load_model(str(tiny_model_dir))
+    handle = HFPolicyHandle(model, tokenizer)
+    calls = []
+    real = textgen.completion_logprobs
+    monkeypatch.setattr(textgen, "completion_logprobs", lambda *a, **k: calls.append(1) or real(*a, **k))
+    first = handle.completion_logprobs([PROMPT], ANSWERS[:1], reference=True)
+    assert handle.completion_logprobs([PROMPT], ANSWERS[:1], reference=True) == first and len(calls) == 1
+    handle.completion_logprobs([PROMPT], ANSWERS[:1])  # the live policy may have changed: always computed
+    handle.completion_logprobs([PROMPT], ANSWERS[:1])
+    assert len(calls) == 3

@@ -3,11 +3,15 @@ under which the model computes as the reference (initial) policy."""
 
 from __future__ import annotations
 
+import json
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any
 
 from dynalign.interfaces import Conversation, GenerationParams, PolicyHandle
+
+REMEMBERED = 4  # reference log-probability results kept
 
 
 class HFPolicyHandle(PolicyHandle):
@@ -24,6 +28,7 @@ class HFPolicyHandle(PolicyHandle):
         self.tokenizer = tokenizer
         self.reference = reference or (lambda: nullcontext(model))
         self.batch_size = batch_size
+        self._reference_logprobs: OrderedDict[str, list[list[float]]] = OrderedDict()
 
     @contextmanager
     def _model(self, reference: bool) -> Any:
@@ -68,5 +73,15 @@ class HFPolicyHandle(PolicyHandle):
         from dynalign_hf.textgen import completion_logprobs, render
 
         texts = [render(self.tokenizer, c) for c in conversations]
+        # The reference never changes, so a request repeated soon after (the two aggregations of
+        # one contrast, measured one after the other) is answered from the last few results.
+        key = json.dumps([texts, [c if isinstance(c, str) else list(c) for c in completions]]) if reference else ""
+        if key in self._reference_logprobs:
+            return self._reference_logprobs[key]
         with self._model(reference) as model:
-            return completion_logprobs(model, self.tokenizer, texts, completions, self.batch_size)
+            result = completion_logprobs(model, self.tokenizer, texts, completions, self.batch_size)
+        if reference:
+            self._reference_logprobs[key] = result
+            while len(self._reference_logprobs) > REMEMBERED:
+                self._reference_logprobs.popitem(last=False)
+        return result
