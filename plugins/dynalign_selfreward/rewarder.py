@@ -115,8 +115,10 @@ class SelfRewarder(Rewarder):
 
             variants = self.signal_variants()
             self.chosen, self.auto_report = choose_signal(variants, self.options.auto_candidates, self.context, policy)
-        elif self.chosen is not None:
-            self.chosen.bind_policy(policy)
+            # measured without them (they cost passes); the chosen signal logs them if asked
+            self.chosen.options = self.chosen.options.model_copy(
+                update={"pillar_diagnostics": self.options.pillar_diagnostics}
+            )
 
     def __call__(self, prompts: list[Any], completions: list[Any], **columns: Any) -> list[float | None]:
         """Score each completion of its prompt with the configured (or chosen) signal."""
