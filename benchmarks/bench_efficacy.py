@@ -93,13 +93,16 @@ def main() -> None:
     parser.add_argument("--ifeval-limit", type=int, default=100)
     parser.add_argument("--ifeval-max-new-tokens", type=int, default=256)
     parser.add_argument("--ifeval-seeds", default="0", help="Seeds whose aligned models get IFEval.")
+    parser.add_argument("--measure-only", action="store_true", help="Report the finished runs in --out; train none.")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    runs = {
-        (signal, int(seed)): train(args, signal, int(seed))
-        for signal in args.signals.split(",")
-        for seed in args.seeds.split(",")
-    }
+    pairs = [(signal, int(seed)) for signal in args.signals.split(",") for seed in args.seeds.split(",")]
+    if args.measure_only:
+        runs = {
+            (s, seed): args.out / f"{s}-s{seed}" for s, seed in pairs if (args.out / f"{s}-s{seed}/bench.json").exists()
+        }
+    else:
+        runs = {(s, seed): train(args, s, seed) for s, seed in pairs}
     from bench_efficacy_measure import measure_and_report
 
     measure_and_report(args, runs)
