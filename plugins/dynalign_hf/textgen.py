@@ -5,16 +5,38 @@ Shared by the `hf` backend and by rewarders that use the live policy being train
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
 
 from dynalign.errors import ModelError
+from dynalign.inert import strip_control_tokens
 from dynalign.interfaces import Conversation, GenerationParams
 
 
+def control_tokens(tokenizer: Any) -> tuple[str, ...]:
+    """The strings this tokenizer turns into special tokens: its special tokens and every added
+    token shaped like a control token (`<...>`, `[...]`), whatever its `special` flag."""
+    found = set(getattr(tokenizer, "all_special_tokens", ()) or ())
+    for token in (getattr(tokenizer, "added_tokens_decoder", None) or {}).values():
+        content = str(getattr(token, "content", token))
+        if getattr(token, "special", False) or re.fullmatch(r"<[^<>\s]+>|\[[^\[\]\s]+\]", content):
+            found.add(content)
+    return tuple(sorted(found))
+
+
 def render(tokenizer: Any, conversation: Conversation, assistant_prefix: str = "") -> str:
-    """The chat-templated text that asks the model for the assistant's next turn."""
-    text = tokenizer.apply_chat_template(conversation, add_generation_prompt=True, tokenize=False)
+    """The chat-templated text that asks the model for the assistant's next turn.
+
+    Message contents are data: the tokenizer's control-token strings are removed from them
+    before templating, so only the template itself yields special tokens.
+    """
+    tokens = control_tokens(tokenizer)
+    safe = [
+        {**m, "content": strip_control_tokens(m["content"], tokens)} if isinstance(m.get("content"), str) else m
+        for m in conversation
+    ]
+    text = tokenizer.apply_chat_template(safe, add_generation_prompt=True, tokenize=False)
     return text + assistant_prefix
 
 

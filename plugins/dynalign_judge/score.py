@@ -19,7 +19,7 @@ def _read_rows(path: Path) -> list[dict[str, Any]]:
         raise DynalignError(f"input file {path} does not exist")
     rows = []
     for number, row in numbered_jsonl(path):
-        if not isinstance(row, dict) or "prompt" not in row or "completion" not in row:
+        if not all(isinstance(row.get(key), str | list) for key in ("prompt", "completion")):
             raise DynalignError(f"{path}:{number}: each row needs `prompt` and `completion` (strings or messages)")
         rows.append(row)
     if not rows:
