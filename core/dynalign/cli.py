@@ -11,6 +11,7 @@ import click
 import typer
 
 from dynalign.errors import DynalignError
+from dynalign.files import file_error
 from dynalign.plugins import get_registry
 from dynalign.registry import KINDS
 
@@ -164,6 +165,11 @@ def main(argv: list[str] | None = None) -> int:
             raise
         typer.echo(f"error: {exc}", err=True)
         return exc.exit_code
+    except OSError as exc:  # a user file or folder that cannot be read or written
+        if _show_traceback or "--traceback" in args:
+            raise
+        typer.echo(f"error: {file_error(exc)}", err=True)
+        return 1
     except click.exceptions.Exit as exc:
         return exc.exit_code
     except click.ClickException as exc:

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from dynalign.errors import ConfigError
+from dynalign.files import read_text
 
 DEFAULT_POLICY = "embedded:smollm2-135m-instruct"
 SECRET_KEY = re.compile(r"(api_?key|token|secret|password)$", re.IGNORECASE)
@@ -103,11 +104,12 @@ def validation_message(source: str, exc: ValidationError, prefix: str = "") -> s
 
 
 def read_toml(path: Path) -> dict[str, Any]:
-    """Parse a TOML file; syntax errors name the line and column."""
+    """Parse a TOML file (a UTF-8 byte-order mark is accepted); syntax errors name the line
+    and column."""
+    if not path.exists():
+        raise ConfigError(f"config file {path} does not exist")
     try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise ConfigError(f"config file {path} does not exist") from exc
+        return tomllib.loads(read_text(path, ConfigError))
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: TOML syntax error: {exc}") from exc
 

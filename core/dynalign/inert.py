@@ -35,9 +35,11 @@ SCORE_PHRASE = re.compile(rf"(?i)\b(?:scores?|scored|ratings?|rated|grades?|grad
 # "5/5", "10 out of 10" (not "3 out of 10 people")
 FRACTION = re.compile(r"(?i)\b\d+(?:\.\d+)?\s*(?:/|out\s+of)\s*(?:5|10)\b(?!\s*[a-z])")
 _VERDICT_LABEL = re.compile(rf"(?i)\b({_LABEL})(\s*[:=])")
+# a role name right after a control token is the rest of a turn header (`<|im_start|>system`)
+_ROLE = r"(?:[ \t]*(?:system|user|assistant|model|developer|tool|human)\b:?[ \t]*\n?)?"
 GENERIC_CONTROL = re.compile(
-    r"<\|[^|<>\s]{1,40}\|>|\[/?INST\]|<</?SYS>>|</?s>|"
-    r"<(?:/?(?:start_of_turn|end_of_turn|bos|eos|pad|unk)|\|?(?:begin|end)_of_text\|?)>"
+    r"(?:<\|[^|<>\s]{1,40}\|>|\[/?INST\]|<</?SYS>>|</?s>|"
+    rf"<(?:/?(?:start_of_turn|end_of_turn|bos|eos|pad|unk)|\|?(?:begin|end)_of_text\|?)>){_ROLE}"
 )
 
 
@@ -58,9 +60,10 @@ def strip_verdicts(text: str) -> str:
 
 
 def strip_control_tokens(text: str, tokens: Iterable[str] = ()) -> str:
-    """`text` without the given special-token strings (longest first) nor the generic shapes."""
+    """`text` without the given special-token strings (longest first) nor the generic shapes,
+    each with the role name of a turn header that follows it."""
     ordered = sorted({t for t in tokens if t}, key=len, reverse=True)
-    patterns = [re.compile("|".join(map(re.escape, ordered)))] if ordered else []
+    patterns = [re.compile(f"(?:{'|'.join(map(re.escape, ordered))}){_ROLE}")] if ordered else []
     return _until_stable(text, *patterns, GENERIC_CONTROL)
 
 

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 from pydantic import Field
 
 from dynalign.errors import ConfigError, ModelError
-from dynalign.files import atomic_write_text
+from dynalign.files import atomic_write_text, read_json
 from dynalign.interfaces import ChatModel, Conversation, GenerationParams, Options
 
 T = TypeVar("T")
@@ -79,7 +79,7 @@ class Usage:
             return
         with _usage_lock:
             target = Path(run_dir) / USAGE_FILE
-            data = json.loads(target.read_text()) if target.exists() else {}
+            data = read_json(target, ModelError) if target.exists() else {}
             row = data.setdefault(self.label, dict.fromkeys(self.counts, 0))
             for key, value in self.counts.items():
                 row[key] = round(row.get(key, 0) + value - self._written[key], 3)

@@ -58,12 +58,15 @@ def score(
 
     from dynalign.config import load_config
     from dynalign.context import RunContext
-    from dynalign.files import atomic_write_text
+    from dynalign.files import atomic_write_text, check_writable, ensure_folder
     from dynalign.plugins import get_registry
 
     cfg = load_config(config)
-    registry = get_registry()
+    rows = _read_rows(input_file)
     folder = run_dir or out.with_suffix(".run")
+    check_writable(out)
+    check_writable(folder, folder=True)
+    registry = get_registry()
     context = RunContext(registry.get("value", cfg.value).obj, registry, folder, cfg.seed, str(config))
     rewarders = [
         (ref, context.build("rewarder", ref.name, ref.options, f"rewarders[{i}].options"))
@@ -73,8 +76,7 @@ def score(
         ref.name if [r.name for r, _ in rewarders].count(ref.name) == 1 else f"{ref.name}#{i}"
         for i, (ref, _) in enumerate(rewarders)
     ]
-    rows = _read_rows(input_file)
-    folder.mkdir(parents=True, exist_ok=True)
+    ensure_folder(folder)
     results: dict[int, dict[str, float | None]] = {}
     for batch in tqdm(_batches(rows, batch_size), desc="scoring", unit="batch", disable=None):
         prompts = [rows[i]["prompt"] for i in batch]

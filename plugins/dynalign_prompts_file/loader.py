@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import random
 from pathlib import Path
 
 from pydantic import Field
 
 from dynalign.errors import ConfigError
-from dynalign.files import read_jsonl_strict
+from dynalign.files import read_jsonl_strict, read_text
 from dynalign.interfaces import Options, PromptGenerator, PromptRecord, PromptSet
 from dynalign.values import ValueSpec
 
@@ -37,8 +38,7 @@ def _rows_from_path(path: Path) -> list[dict]:
             dataset = dataset["train"] if "train" in dataset else dataset[next(iter(dataset.keys()))]
         return list(dataset)
     if path.suffix == ".csv":
-        with path.open(newline="", encoding="utf-8") as handle:
-            return list(csv.DictReader(handle))
+        return list(csv.DictReader(io.StringIO(read_text(path, ConfigError), newline="")))
     return read_jsonl_strict(path, ConfigError)
 
 
