@@ -88,9 +88,11 @@ def test_component_errors_are_one_line(tmp_path, run_cli, text, expected):
     assert result.stderr.count("\n") == 1
 
 
-def test_config_check_accepts_the_example_configs(run_cli):
+def test_config_check_accepts_the_example_configs(run_cli, monkeypatch):
     from pathlib import Path
 
+    monkeypatch.setenv("OPENAI_API_KEY", "set")
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "set")
     root = Path(__file__).resolve().parents[1] / "examples" / "configs"
     for path in sorted(root.glob("*.toml")):
         if path.name == "rules.toml":
@@ -122,3 +124,12 @@ def test_missing_model_path_is_a_clear_error(tmp_path, run_cli):
     result = run_cli("run", path, "--out", tmp_path / "run")
     assert result.exit_code != 0 and "model path ./no/such/model does not exist" in result.stderr
     assert not (tmp_path / "run").exists()
+
+
+def test_config_check_fails_on_an_unset_api_key_variable(run_cli, monkeypatch):
+    from pathlib import Path
+
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    path = Path(__file__).resolve().parents[1] / "examples" / "configs" / "judge-openai.toml"
+    result = run_cli("config", "check", path)
+    assert result.exit_code == 2 and "OPENAI_API_KEY is not set" in result.stderr

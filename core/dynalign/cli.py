@@ -106,11 +106,12 @@ def values_show(name: str, as_json: Annotated[bool, typer.Option("--json", help=
 def config_check(path: Path) -> None:
     """Validate a config: its shape, every component's options, and the optimizer's settings."""
     from dynalign.config import load_config
-    from dynalign.stack import resolve
+    from dynalign.stack import preflight, resolve
 
     config = load_config(path)
     stack = resolve(config, source=str(path))
     stack.optimizer.check(stack.policy, stack.value)
+    preflight(config, stack.context)
     rewarders = ", ".join(f"{r.name}x{r.weight:g}" for r in config.rewarders)
     typer.echo(
         f"ok: value={stack.value.name} policy={config.policy.backend} prompts={config.prompts.generator} "

@@ -77,6 +77,10 @@ class ChatModel(Component):
         """What to record about this backend in results (model id, revision, endpoint)."""
         return {"backend": self.name}
 
+    def preflight(self) -> None:
+        """Cheap checks of what the backend needs from its environment (an API key variable),
+        run by `config check` and before a run or `score` starts; raise a DynalignError."""
+
 
 @runtime_checkable
 class TrainablePolicy(Protocol):

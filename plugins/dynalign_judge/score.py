@@ -4,6 +4,7 @@ config's rewarders, without training."""
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -25,6 +26,11 @@ def _read_rows(path: Path) -> list[dict[str, Any]]:
     if not rows:
         raise DynalignError(f"input file {path} holds no rows")
     return rows
+
+
+def _finite(value: float | None) -> float | None:
+    """A reward as JSON can hold it: NaN and infinities become None (unscored)."""
+    return None if value is None or not math.isfinite(value) else float(value)
 
 
 def _batches(rows: list[dict[str, Any]], size: int) -> list[list[int]]:
@@ -58,8 +64,11 @@ def score(
 
     from dynalign.config import load_config
     from dynalign.context import RunContext
+    from dynalign.errors import ModelError
     from dynalign.files import atomic_write_text, check_writable, ensure_folder
     from dynalign.plugins import get_registry
+    from dynalign.stack import preflight
+    from dynalign_judge.support import JudgeError
 
     cfg = load_config(config)
     rows = _read_rows(input_file)
@@ -72,6 +81,7 @@ def score(
         (ref, context.build("rewarder", ref.name, ref.options, f"rewarders[{i}].options"))
         for i, ref in enumerate(cfg.rewarders)
     ]
+    preflight(cfg, context)
     names = [
         ref.name if [r.name for r, _ in rewarders].count(ref.name) == 1 else f"{ref.name}#{i}"
         for i, (ref, _) in enumerate(rewarders)
@@ -82,16 +92,25 @@ def score(
         prompts = [rows[i]["prompt"] for i in batch]
         completions = [rows[i]["completion"] for i in batch]
         for name, (_, rewarder) in zip(names, rewarders):
-            scores = rewarder(prompts, completions)
+            try:
+                scores = rewarder(prompts, completions)
+            except (ModelError, JudgeError) as exc:  # a failing endpoint: keep what was scored
+                done = sum(1 for row in results.values() if any(v is not None for v in row.values()))
+                raise type(exc)(
+                    f"{exc}; {done} of {len(rows)} rows were scored before (verdicts cached in {folder}): "
+                    "rerun the same command to resume"
+                ) from exc
             for index, value in zip(batch, scores):
-                results.setdefault(index, {})[name] = value
+                results.setdefault(index, {})[name] = _finite(value)
     lines = []
     for index, row in enumerate(rows):
         rewards = results[index]
         weighted = [ref.weight * rewards[n] for n, (ref, _) in zip(names, rewarders) if rewards[n] is not None]
-        lines.append(json.dumps({**row, "rewards": rewards, "reward": sum(weighted) if weighted else None}) + "\n")
+        reward = _finite(sum(weighted)) if weighted else None
+        lines.append(json.dumps({**row, "rewards": rewards, "reward": reward}, allow_nan=False) + "\n")
     atomic_write_text(out, "".join(lines))
-    summary = {key: round(value, 4) for _, rewarder in rewarders for key, value in rewarder.pop_metrics().items()}
+    summary = {k: _finite(v) for _, rewarder in rewarders for k, v in rewarder.pop_metrics().items()}
+    summary = {k: round(v, 4) if v is not None else None for k, v in summary.items()}
     unscored = sum(1 for line in lines if json.loads(line)["reward"] is None)
     typer.echo(f"scored {len(rows)} rows ({unscored} unscored) with {', '.join(names)}; wrote {out}")
     typer.echo(json.dumps(summary, sort_keys=True))
