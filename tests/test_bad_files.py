@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from conftest import write_config
 
-LATIN1 = "value = \"ca\"\n# caf\xe9\n".encode("latin-1")
+LATIN1 = 'value = "ca"\n# caf\xe9\n'.encode("latin-1")
 
 
 def one_line_error(result, *needles: str) -> None:
@@ -166,3 +166,49 @@ def test_a_start_that_never_began_does_not_block_the_fixed_rerun(tmp_path):
     run.write_json("state.json", {"rounds": {}})  # now it has started: a different config is refused
     with pytest.raises(RunDirectoryError, match="different run"):
         RunDirectory.prepare(root, {"seed": 3}, resume=False)
+
+
+def test_score_never_writes_nan(tmp_path, run_cli, monkeypatch):
+    from dynalign import plugins
+    from dynalign.interfaces import Rewarder
+    from dynalign.testing import scripted_plugin
+
+    class NotANumber(Rewarder):
+        name = "nan-reward"
+
+        def __call__(self, prompts, completions, **columns):
+            return [float("nan"), float("inf")][: len(completions)]
+
+    registry = plugins.load_registry(extra_plugins=[scripted_plugin(NotANumber)])
+    monkeypatch.setattr(plugins, "get_registry", lambda: registry)
+    rows = tmp_path / "in.jsonl"
+    rows.write_text('{"prompt": "p", "completion": "a"}\n{"prompt": "p", "completion": "b"}\n')
+    config = write_config(tmp_path / "c.toml", 'value = "ca"\n[[rewarders]]\nname = "nan-reward"\n')
+    result = run_cli("score", config, rows, "--out", tmp_path / "out.jsonl")
+    assert result.exit_code == 0, result.stderr
+    for line in (tmp_path / "out.jsonl").read_text().splitlines():
+        row = json.loads(line, parse_constant=lambda name: pytest.fail(f"{name} in the output"))
+        assert row["reward"] is None and row["rewards"] == {"nan-reward": None}
+
+
+def test_a_huge_prompt_is_refused_before_the_run_starts(tmp_path, run_cli, tiny_model_dir):
+    prompts = tmp_path / "p.jsonl"
+    rows = [{"prompt": f"Question {i}?"} for i in range(4)] + [{"prompt": "x " * 50_000}]
+    prompts.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "out"
+    result = run_cli("run", run_config(tmp_path, tiny_model_dir, str(prompts)), "--out", out)
+    one_line_error(result, str(prompts), "prompt 5 is 99999 characters", "max_chars")
+    assert not out.exists()
+
+
+def test_a_conversation_longer_than_the_context_is_refused(tiny_model_dir):
+    from dynalign.errors import ModelError
+    from dynalign.interfaces import GenerationParams
+    from dynalign_hf.backend import HFChatModel, HFOptions
+
+    model = HFChatModel(HFOptions(model=str(tiny_model_dir)))
+    long = [{"role": "user", "content": "word " * 3000}]
+    with pytest.raises(ModelError, match="more than the model's context of 2048"):
+        model.chat([long], GenerationParams(max_new_tokens=4))
+    with pytest.raises(ModelError, match="more than the model's context"):
+        model.next_token_probs([long], ["1", "2"], "Score: ")

@@ -9,12 +9,13 @@ environment variable that holds them (`api_key_env = "OPENAI_API_KEY"`).
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 from typing import Any
 
 import tomllib
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from dynalign.errors import ConfigError
@@ -25,7 +26,7 @@ SECRET_KEY = re.compile(r"(api_?key|token|secret|password)$", re.IGNORECASE)
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class ModelRef(_Section):
@@ -59,7 +60,9 @@ class RewarderRef(ComponentRef):
 class RunConfig(BaseSettings):
     """The whole run: which value, policy, prompts, rewarders and optimizer, for how long."""
 
-    model_config = SettingsConfigDict(env_prefix="DYNALIGN_", env_nested_delimiter="__", extra="forbid")
+    model_config = SettingsConfigDict(
+        env_prefix="DYNALIGN_", env_nested_delimiter="__", extra="forbid", allow_inf_nan=False
+    )
 
     value: str = "collective-agency"
     seed: int = 0
@@ -70,6 +73,12 @@ class RunConfig(BaseSettings):
     rewarders: list[RewarderRef] = Field(default_factory=lambda: [RewarderRef(name="self-reward")], min_length=1)
     optimizer: ComponentRef = Field(default_factory=lambda: ComponentRef(name="grpo"))
     stages: list[ComponentRef] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _weights_can_train(self) -> RunConfig:
+        if not math.isclose(sum(r.weight for r in self.rewarders), 0.0, abs_tol=1e-12):
+            return self
+        raise ValueError("rewarder weights sum to 0, so every reward would be 0; give a rewarder a non-zero weight")
 
     @classmethod
     def settings_customise_sources(
@@ -114,11 +123,26 @@ def read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: TOML syntax error: {exc}") from exc
 
 
+def non_finite(data: Any, where: str = "") -> str | None:
+    """The dotted location of the first NaN or infinity anywhere in `data`, or None."""
+    if isinstance(data, float) and not math.isfinite(data):
+        return where or "(top level)"
+    items = data.items() if isinstance(data, dict) else enumerate(data) if isinstance(data, list) else ()
+    for key, item in items:
+        found = non_finite(item, f"{where}[{key}]" if isinstance(key, int) else f"{where}.{key}" if where else key)
+        if found:
+            return found
+    return None
+
+
 def load_config(path: str | Path | None = None, **overrides: Any) -> RunConfig:
     """Phase 1: read and shape-check a config (no file: the default CA stack)."""
     source = str(path) if path is not None else "default config"
     data = read_toml(Path(path)) if path is not None else {}
     data.update({k: v for k, v in overrides.items() if v is not None})
+    where = non_finite(data)
+    if where:
+        raise ConfigError(f"{source}: {where}: nan and inf are not allowed; give a finite number")
     try:
         return RunConfig(**data)
     except ValidationError as exc:

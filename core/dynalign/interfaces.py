@@ -30,7 +30,7 @@ Conversation = list[Message]
 class Options(BaseModel):
     """Base of every component's options: unknown keys are errors, not silently ignored."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class Component:

@@ -40,6 +40,17 @@ def render(tokenizer: Any, conversation: Conversation, assistant_prefix: str = "
     return text + assistant_prefix
 
 
+def check_context(model: Any, lengths: Sequence[int], new_tokens: int = 0) -> None:
+    """Refuse token sequences longer than the model's context (they would be cut silently)."""
+    limit = getattr(getattr(model, "config", None), "max_position_embeddings", None)
+    longest = max(lengths, default=0)
+    if isinstance(limit, int) and longest + new_tokens > limit:
+        raise ModelError(
+            f"a conversation is {longest} tokens (+{new_tokens} to generate), more than the model's context of "
+            f"{limit}; shorten the prompt or the answer"
+        )
+
+
 def _left_padded(tokenizer: Any, texts: Sequence[str], device: Any) -> dict[str, Any]:
     side = tokenizer.padding_side
     tokenizer.padding_side = "left"
@@ -59,6 +70,8 @@ def generate(
     if params.seed is not None:
         torch.manual_seed(params.seed)
     texts = [render(tokenizer, c) for c in conversations]
+    lengths = [len(tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts]
+    check_context(model, lengths, params.max_new_tokens)
     sampling = params.temperature > 0
     answers: list[list[str]] = []
     was_training = model.training
@@ -123,6 +136,7 @@ def next_token_probs(
 
     ids = choice_token_ids(tokenizer, choices)
     token_lists = [tokenizer(text, add_special_tokens=False)["input_ids"] for text in texts]
+    check_context(model, [len(ids) for ids in token_lists])
     shared = _shared_prefix_length(token_lists) if token_lists else 0
     prefix_cache = None
     was_training = model.training
