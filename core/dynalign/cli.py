@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import click
 import typer
 
+from dynalign.redaction import redact_urls
 from dynalign.errors import DynalignError
 from dynalign.files import file_error
 from dynalign.plugins import get_registry
@@ -164,12 +165,12 @@ def main(argv: list[str] | None = None) -> int:
     except DynalignError as exc:
         if _show_traceback or "--traceback" in args:
             raise
-        typer.echo(f"error: {exc}", err=True)
+        typer.echo(f"error: {redact_urls(str(exc))}", err=True)
         return exc.exit_code
     except OSError as exc:  # a user file or folder that cannot be read or written
         if _show_traceback or "--traceback" in args:
             raise
-        typer.echo(f"error: {file_error(exc)}", err=True)
+        typer.echo(f"error: {redact_urls(file_error(exc))}", err=True)
         return 1
     except click.exceptions.Exit as exc:
         return exc.exit_code

@@ -20,6 +20,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from dynalign.errors import ConfigError
 from dynalign.files import read_text
+from dynalign.redaction import redact_urls
 
 DEFAULT_POLICY = "embedded:smollm2-135m-instruct"
 SECRET_KEY = re.compile(r"(api_?key|token|secret|password)$", re.IGNORECASE)
@@ -150,9 +151,10 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> RunConfig:
 
 
 def redact(data: Any) -> Any:
-    """A copy of `data` with every secret-looking key's value replaced by "***"."""
+    """A copy of `data` with every secret-looking key's value replaced by "***" and URL
+    credentials in every string redacted."""
     if isinstance(data, dict):
         return {k: ("***" if isinstance(k, str) and SECRET_KEY.search(k) and v else redact(v)) for k, v in data.items()}
     if isinstance(data, list):
         return [redact(item) for item in data]
-    return data
+    return redact_urls(data) if isinstance(data, str) else data

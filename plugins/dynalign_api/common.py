@@ -26,6 +26,7 @@ from pydantic import Field
 from dynalign.errors import ConfigError, ModelError
 from dynalign.files import atomic_write_text, read_json
 from dynalign.interfaces import ChatModel, Conversation, GenerationParams, Options
+from dynalign.redaction import redact_urls
 
 T = TypeVar("T")
 USAGE_FILE = "api_usage.json"
@@ -211,10 +212,12 @@ class APIChatModel(ChatModel):
         status = getattr(exc, "status_code", None)
         detail = str(getattr(exc, "message", "") or exc).splitlines()[0][:200]
         if status is None:
-            where = getattr(self.options, "base_url", None) or "the API"
-            return ModelError(f"{self.label()}: cannot reach {where}: {detail}; check base_url and the server")
+            where = redact_urls(getattr(self.options, "base_url", None) or "the API")
+            return ModelError(
+                f"{self.label()}: cannot reach {where}: {redact_urls(detail)}; check base_url and the server"
+            )
         hint = {401: "check the key in " + self.options.api_key_env, 404: "check the model name"}.get(status, "")
-        return ModelError(f"{self.label()}: API error {status}: {detail}" + (f"; {hint}" if hint else ""))
+        return ModelError(f"{self.label()}: API error {status}: {redact_urls(detail)}" + (f"; {hint}" if hint else ""))
 
     def chat(self, conversations: Sequence[Conversation], params: GenerationParams) -> list[list[str]]:
         """`params.n` answers per conversation; answers of requests that failed after retries are ""."""
@@ -223,4 +226,5 @@ class APIChatModel(ChatModel):
 
     def describe(self) -> dict[str, Any]:
         """Backend, model and endpoint (never the key)."""
-        return {"backend": self.name, "model": self.options.model, "base_url": getattr(self.options, "base_url", None)}
+        url = getattr(self.options, "base_url", None)
+        return {"backend": self.name, "model": self.options.model, "base_url": redact_urls(url) if url else None}
