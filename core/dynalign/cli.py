@@ -10,10 +10,10 @@ from typing import Annotated, Any
 import click
 import typer
 
-from dynalign.redaction import redact_urls
 from dynalign.errors import DynalignError
 from dynalign.files import file_error
 from dynalign.plugins import get_registry
+from dynalign.redaction import redact_urls
 from dynalign.registry import KINDS
 
 app = typer.Typer(
