@@ -212,3 +212,13 @@ def test_a_conversation_longer_than_the_context_is_refused(tiny_model_dir):
         model.chat([long], GenerationParams(max_new_tokens=4))
     with pytest.raises(ModelError, match="more than the model's context"):
         model.next_token_probs([long], ["1", "2"], "Score: ")
+
+
+def test_prompts_generate_with_a_bad_prompt_file_leaves_nothing(tmp_path, run_cli):
+    prompts = tmp_path / "p.jsonl"
+    prompts.write_bytes(b'{"prompt": "caf\xe9"}\n')
+    config = write_config(
+        tmp_path / "c.toml", f'value = "ca"\n[prompts]\ngenerator = "file"\noptions = {{ path = "{prompts}" }}\n'
+    )
+    one_line_error(run_cli("prompts", "generate", config, "--out", tmp_path / "out"), str(prompts), "not UTF-8")
+    assert not (tmp_path / "out").exists()

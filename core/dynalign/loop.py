@@ -48,11 +48,8 @@ def run(
     prompts = run_dir.read_prompts()
     if prompts is None:
         say(f"prompts: generating with {config.prompts.generator!r}")
-        try:
+        with run_dir.starting():  # a start that fails leaves nothing behind
             prompts = stack.generator.generate(stack.value)
-        except BaseException:
-            run_dir.discard_if_unstarted()  # a start that failed leaves nothing behind
-            raise
         run_dir.write_prompts(prompts)
     say(f"prompts: {len(prompts.train)} train, {len(prompts.held_out)} held out")
 

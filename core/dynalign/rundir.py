@@ -9,6 +9,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -85,12 +87,18 @@ class RunDirectory:
         """Whether anything besides the config was written: prompts, state, metrics, caches."""
         return self.root.is_dir() and any(entry.name != self.CONFIG for entry in self.root.iterdir())
 
-    def discard_if_unstarted(self) -> None:
-        """Remove the config (and the folder, if then empty) of a run whose start failed."""
-        if self.root.is_dir() and not self.started():
-            self.path(self.CONFIG).unlink(missing_ok=True)
-            if not any(self.root.iterdir()):
-                self.root.rmdir()
+    @contextmanager
+    def starting(self) -> Iterator[None]:
+        """Around a run's first work: if it fails before anything besides the config was
+        written, remove the config (and the folder, if then empty), leaving nothing behind."""
+        try:
+            yield
+        except BaseException:
+            if self.root.is_dir() and not self.started():
+                self.path(self.CONFIG).unlink(missing_ok=True)
+                if not any(self.root.iterdir()):
+                    self.root.rmdir()
+            raise
 
     def path(self, relative: str) -> Path:
         """Absolute path of a file or folder inside the run."""
