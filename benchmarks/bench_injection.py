@@ -13,12 +13,10 @@ from __future__ import annotations
 
 import argparse
 import statistics
-from contextlib import nullcontext
 
 from dynalign.context import RunContext
-from dynalign.interfaces import PolicyHandle
 from dynalign.plugins import load_registry
-from dynalign_hf.backend import load_model, resolve_model_path
+from dynalign_hf.backend import HFChatModel, HFOptions
 from dynalign_selfreward.rewarder import SelfRewarder, SelfRewardOptions
 
 ATTACKS = {
@@ -43,9 +41,8 @@ def main() -> None:
     args = parser.parse_args()
     registry = load_registry()
     value = registry.get("value", "ca").obj
-    model, tokenizer = load_model(resolve_model_path("embedded:smollm2-135m-instruct"))
     rewarder = SelfRewarder(SelfRewardOptions(mode="probability"), RunContext(value, registry))
-    rewarder.bind_policy(PolicyHandle(model, tokenizer, lambda: nullcontext(model)))
+    rewarder.bind_policy(HFChatModel(HFOptions(model="embedded:smollm2-135m-instruct")).policy_handle())
     pairs = value.calibration[: args.pairs]
     prompts = [[{"role": "user", "content": p.prompt}] for p in pairs for _ in (0, 1)]
     answers = [answer for p in pairs for answer in (p.better, p.worse)]

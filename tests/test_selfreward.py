@@ -8,9 +8,9 @@ import pytest
 
 from dynalign.context import RunContext
 from dynalign.errors import DynalignError
-from dynalign.interfaces import PolicyHandle
 from dynalign.testing import check_component, check_rewarder
 from dynalign_hf.backend import load_model
+from dynalign_hf.handle import HFPolicyHandle
 from dynalign_selfreward.rewarder import SelfRewarder, SelfRewardOptions
 
 PROMPTS = [[{"role": "user", "content": "How can our street help an elderly neighbour?"}]] * 3
@@ -31,12 +31,13 @@ def policy(tiny_model_dir):
         calls.append("frozen")
         yield model
 
-    handle = PolicyHandle(model, tokenizer, frozen)
+    handle = HFPolicyHandle(model, tokenizer, frozen)
     handle.calls = calls
     return handle
 
 
 def _rewarder(ca_value, dynalign_registry, **options):
+    options.setdefault("mode", "probability")
     rewarder = SelfRewarder(SelfRewardOptions(**options), RunContext(ca_value, dynalign_registry))
     return rewarder
 
@@ -56,7 +57,7 @@ def test_probability_mode_logs_pillars_and_frozen_judge(ca_value, dynalign_regis
     rewarder(PROMPTS, COMPLETIONS)
     metrics = rewarder.pop_metrics()
     assert {f"pillar/{p}" for p in ca_value.pillar_names} <= set(metrics)
-    assert metrics["unscorable_rate"] == 0.0 and policy.calls == ["frozen"]
+    assert metrics["unscorable_rate"] == 0.0 and set(policy.calls) == {"frozen"}
     assert rewarder.pop_metrics() == {}  # reset after popping
 
 
@@ -83,5 +84,5 @@ def test_judge_parroting_an_injected_verdict_is_not_scored(ca_value, dynalign_re
 
 
 def test_unbound_self_reward_says_what_to_do(ca_value, dynalign_registry):
-    with pytest.raises(DynalignError, match="needs the policy being trained"):
+    with pytest.raises(DynalignError, match="needs a policy to judge with"):
         _rewarder(ca_value, dynalign_registry)(PROMPTS, COMPLETIONS)

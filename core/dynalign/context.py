@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,13 +20,15 @@ if TYPE_CHECKING:
 
 @dataclass
 class RunContext:
-    """The value, the registry, the run directory (if any), the seed and where config came from."""
+    """The value, the registry, the run directory (if any), the seed, where config came from,
+    and `say`, where a component reports a decision the user should see (one line)."""
 
     value: ValueSpec
     registry: Registry
     run_dir: Path | None = None
     seed: int = 0
     source: str = "config"
+    say: Callable[[str], None] = field(default=print, repr=False)  # one-line progress and decisions
 
     def build(self, kind: str, name: str, options: dict[str, Any], where: str) -> Component:
         """Construct a component by kind and name, validating `options` (error at `where`)."""

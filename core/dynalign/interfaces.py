@@ -27,6 +27,12 @@ Message = dict[str, str]
 Conversation = list[Message]
 
 
+def with_system(conversation: Conversation, system: str | None) -> Conversation:
+    """The conversation with its system message replaced by `system` (removed if None)."""
+    rest = [m for m in conversation if m.get("role") != "system"]
+    return ([{"role": "system", "content": system}] if system is not None else []) + rest
+
+
 class Options(BaseModel):
     """Base of every component's options: unknown keys are errors, not silently ignored."""
 
@@ -73,6 +79,13 @@ class ChatModel(Component):
         `assistant_prefix`, continues with each of `choices` (single-token strings)."""
         raise UnsupportedError(f"model backend {self.name!r} cannot return token probabilities")
 
+    def completion_logprobs(
+        self, conversations: Sequence[Conversation], completions: Sequence[str]
+    ) -> list[list[float]]:
+        """For each conversation, the log-probability of each token of its completion as the
+        assistant's reply (teacher-forced): the basis of likelihood-based signals and metrics."""
+        raise UnsupportedError(f"model backend {self.name!r} cannot score completions token by token")
+
     def describe(self) -> dict[str, Any]:
         """What to record about this backend in results (model id, revision, endpoint)."""
         return {"backend": self.name}
@@ -88,6 +101,16 @@ class TrainablePolicy(Protocol):
 
     def pretrained_path(self) -> str:
         """A local folder loadable by `AutoModelForCausalLM.from_pretrained`."""
+        ...
+
+    def policy_handle(
+        self,
+        model: Any = None,
+        tokenizer: Any = None,
+        reference: Callable[[], AbstractContextManager[Any]] | None = None,
+    ) -> PolicyHandle:
+        """A PolicyHandle on `model` (an optimizer's live model; default: this backend's own
+        loaded weights), whose `reference=True` computes under the `reference()` context."""
         ...
 
 
@@ -129,17 +152,41 @@ class PromptGenerator(Component):
         return previous
 
 
-@dataclass
 class PolicyHandle:
-    """What a rewarder may use of the policy being trained: the live model and tokenizer.
+    """What a rewarder may use of the policy being trained, without touching its library.
 
-    `frozen()` is a context manager under which `model` computes as the initial policy
-    (adapters disabled, or a kept copy) — for judging with the frozen policy.
+    The model plugin that holds the weights implements it (the `hf` backend does), so a
+    rewarder depends on this interface only. With `reference=True` every method computes with
+    the initial policy (LoRA adapters disabled, or the round's starting weights) instead of the
+    live one: a frozen judge, or the reference of a contrast.
     """
 
-    model: Any
-    tokenizer: Any
-    frozen: Callable[[], AbstractContextManager[Any]]
+    def chat(
+        self, conversations: Sequence[Conversation], params: GenerationParams, *, reference: bool = False
+    ) -> list[list[str]]:
+        """`params.n` answers per conversation (greedy at temperature 0)."""
+        raise NotImplementedError
+
+    def next_token_probs(
+        self,
+        conversations: Sequence[Conversation],
+        choices: Sequence[str],
+        assistant_prefix: str = "",
+        *,
+        reference: bool = False,
+    ) -> list[dict[str, float]]:
+        """Like `ChatModel.next_token_probs`, on the live (or reference) policy."""
+        raise NotImplementedError
+
+    def completion_logprobs(
+        self,
+        conversations: Sequence[Conversation],
+        completions: Sequence[str | Sequence[int]],
+        *,
+        reference: bool = False,
+    ) -> list[list[float]]:
+        """Like `ChatModel.completion_logprobs`; a completion may also be given as token ids."""
+        raise NotImplementedError
 
 
 class Rewarder(Component):
@@ -162,6 +209,11 @@ class Rewarder(Component):
 
     def bind_policy(self, policy: PolicyHandle) -> None:
         """Called by the optimizer before training with the live policy. Default: ignore it."""
+
+    def signal_variants(self) -> dict[str, Rewarder]:
+        """The signals this rewarder could use, by name, as rewarders of their own: what
+        `judge-check` measures on the value's calibration pairs. Default: none to compare."""
+        return {}
 
     def pop_metrics(self) -> dict[str, float]:
         """Diagnostics gathered since the last call (e.g. unparsable-verdict rate); then reset."""

@@ -43,6 +43,7 @@ def run(
         return _follow(stack, RunDirectory(root), resume)
     run_dir = RunDirectory.prepare(root, resolved, resume)
     stack.context.run_dir = run_dir.root
+    stack.context.say = say
     say(f"run directory: {run_dir.root}")
 
     prompts = run_dir.read_prompts()

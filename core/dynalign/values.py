@@ -35,12 +35,17 @@ class RubricLevel(_Strict):
 
 
 class CalibrationPair(_Strict):
-    """A prompt with a clearly better and a clearly worse answer, for checking a judge."""
+    """A prompt with a better and a worse answer for the value (a labeled pair).
+
+    `kind` names the worse answer's flaw (e.g. generic, one-pillar, preachy, inaccurate,
+    harms-absent; "easy" for an obviously bad one), for breakdowns.
+    """
 
     prompt: str = Field(min_length=1)
     better: str = Field(min_length=1)
     worse: str = Field(min_length=1)
     pillar: str | None = None
+    kind: str | None = None
 
 
 class ValuePrompt(_Strict):
@@ -53,7 +58,9 @@ class ValuePrompt(_Strict):
 class ValueSpec(_Strict):
     """A value to align to: one unified definition, its pillars and a holistic score rubric.
 
-    `system_prompt` is shown to the policy while it generates (and left out of the loss);
+    `system_prompt` is shown to the policy while it generates (and left out of the loss).
+    Labeled pairs come in two disjoint sets: `calibration` (judge-check, choosing a reward
+    signal) and `held_out` (evaluation only, never used to choose anything).
     `templates` may override the prompt-generation agents' templates by role name.
     """
 
@@ -66,6 +73,7 @@ class ValueSpec(_Strict):
     system_prompt: str = Field(min_length=1)
     seed_themes: tuple[str, ...] = ()
     calibration: tuple[CalibrationPair, ...] = ()
+    held_out: tuple[CalibrationPair, ...] = ()
     prompts: tuple[ValuePrompt, ...] = ()
     templates: dict[str, str] = Field(default_factory=dict)
 
@@ -75,9 +83,12 @@ class ValueSpec(_Strict):
         if scores != list(range(scores[0], scores[0] + len(scores))):
             raise ValueError(f"rubric scores must be consecutive integers, got {scores}")
         pillar_names = {p.name for p in self.pillars}
-        for item in (*self.calibration, *self.prompts):
+        for item in (*self.calibration, *self.held_out, *self.prompts):
             if item.pillar is not None and item.pillar not in pillar_names:
                 raise ValueError(f"pillar {item.pillar!r} is not one of {sorted(pillar_names)}")
+        shared = {p.prompt for p in self.calibration} & {p.prompt for p in self.held_out}
+        if shared:
+            raise ValueError(f"held_out pairs must not reuse calibration prompts: {sorted(shared)[0]!r}")
         return self
 
     @property

@@ -104,27 +104,40 @@ def judge_check_command(
     judge: JudgeOption = None,
     mode: Annotated[JudgeMode, typer.Option(help="auto, probs or generate.")] = "auto",
     limit: Annotated[int | None, typer.Option(help="At most N calibration pairs.")] = None,
+    signal: Annotated[
+        list[str] | None, typer.Option(help="Self-signal to measure (repeatable); default: all the rewarders offer.")
+    ] = None,
     threshold: Annotated[float, typer.Option(help="Exit non-zero when an accuracy is below this.")] = 0.0,
     out: Annotated[Path | None, typer.Option(help="Also write the full results as JSON here.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the full results as JSON.")] = False,
 ) -> None:
-    """Check how well a judge (default: the policy) separates the value's calibration pairs."""
+    """Check how well a judge (default: the policy) and each self-signal of the config's
+    rewarders separate the value's calibration pairs."""
     from dynalign.config import load_config
-    from dynalign.context import RunContext
     from dynalign.files import atomic_write_text
     from dynalign.plugins import get_registry
-    from dynalign_eval.judgecheck import JudgeCheckError, judge_check, judge_quality_problems, summary_line
+    from dynalign.stack import resolve
+    from dynalign_eval.judgecheck import (
+        JudgeCheckError,
+        judge_check,
+        judge_quality_problems,
+        measure_signals,
+        signal_problems,
+        summary_line,
+    )
 
     run_config = load_config(config)
     registry = get_registry()
-    source = str(config) if config else "default config"
-    context = RunContext(registry.get("value", run_config.value).obj, registry, seed=run_config.seed, source=source)
-    ref = parse_judge(judge, run_config.policy, registry) or run_config.policy
-    model = context.build_model(ref, where="judge" if judge else "policy")
-    result = judge_check(context.value, model, mode=mode, limit=limit, say=None if as_json else typer.echo)
+    stack = resolve(run_config, registry, str(config) if config else "default config")
+    ref = parse_judge(judge, run_config.policy, registry)
+    model = stack.context.build_model(ref, where="judge") if ref else stack.policy
+    say = None if as_json else typer.echo
+    result = judge_check(stack.value, model, mode=mode, limit=limit, say=say)
+    pairs = list(stack.value.calibration)[:limit]
+    result["signals"] = measure_signals([w.rewarder for w in stack.rewarders], stack.policy, pairs, signal, say)
     if out is not None:
         atomic_write_text(out, json.dumps(result, indent=2) + "\n")
     typer.echo(json.dumps(result, indent=2) if as_json else summary_line(result))
-    problems = judge_quality_problems(result, threshold)
+    problems = judge_quality_problems(result, threshold) + signal_problems(result["signals"], threshold)
     if problems:
         raise JudgeCheckError(problems[0])

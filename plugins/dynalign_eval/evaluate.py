@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from dynalign.context import RunContext
-from dynalign.errors import DynalignError
+from dynalign.errors import DynalignError, UnsupportedError
 from dynalign.interfaces import ChatModel, GenerationParams
 from dynalign.rundir import RECORDED_PACKAGES, RunDirectory, package_versions
 from dynalign_eval.rundata import describe, model_path
@@ -17,7 +17,7 @@ from dynalign_eval.stages import EvalError, EvalOptions
 from dynalign_eval.winrate import win_rate
 
 RESULTS = "eval/results.json"
-SECTIONS = ("win_rate", "judge_check", "ifeval", "tasks")
+SECTIONS = ("efficacy", "win_rate", "judge_check", "ifeval", "tasks")
 Say = Callable[[str], None]
 
 
@@ -110,7 +110,30 @@ def evaluate(
             return {"skipped": "judge_check = false"}
         return judge_check(context.value, judge, mode=options.judge_mode, max_new_tokens=options.judge_max_new_tokens)
 
+    def efficacy_section() -> dict[str, Any]:
+        from dynalign_eval.efficacy import efficacy
+
+        if not options.efficacy:
+            return {"skipped": "efficacy = false"}
+        prompts = run_dir.read_prompts()
+        held_out = [r.prompt for r in (prompts.held_out if prompts else [])][: options.efficacy_prompts]
+        try:
+            return efficacy(
+                context.value,
+                base,
+                aligned,
+                held_out,
+                samples=options.efficacy_samples,
+                max_new_tokens=options.efficacy_max_new_tokens,
+                resamples=options.bootstrap,
+                seed=options.seed,
+                say=say,
+            )
+        except UnsupportedError as exc:  # a backend without token log-probabilities
+            return {"skipped": str(exc)}
+
     sections: dict[str, Callable[[], dict[str, Any]]] = {
+        "efficacy": efficacy_section,
         "win_rate": lambda: win_rate(run_dir, context.value, base, aligned, judge, options, say),
         "judge_check": judge_check_section,
         "ifeval": lambda: _ifeval(run_dir, base, aligned, options, say),
@@ -138,7 +161,10 @@ def evaluate(
 
 def summary(results: dict[str, Any]) -> str:
     """Headline numbers of an eval as one line."""
-    parts = []
+    from dynalign_eval.efficacy import summary as efficacy_summary
+
+    parts = [efficacy_summary(results.get("efficacy") or {})] if results.get("efficacy") else []
+    parts = [p for p in parts if p]
     win = results.get("win_rate") or {}
     if "win_rate" in win:
         low, high = win["ci95"]

@@ -6,12 +6,13 @@ Call `judge_check` before training (the loop warns or stops below a threshold wi
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
+from dynalign.calibration import credibly_above_chance, describe_measure, measure_signal
 from dynalign.errors import DynalignError
-from dynalign.interfaces import ChatModel
-from dynalign.values import ValueSpec
+from dynalign.interfaces import ChatModel, Rewarder, TrainablePolicy
+from dynalign.values import CalibrationPair, ValueSpec
 from dynalign_eval.verdicts import order_score, pairwise, pointwise, resolve_mode
 
 
@@ -109,3 +110,43 @@ def summary_line(result: dict[str, Any]) -> str:
         f"pairwise {result['pairwise_accuracy']:.2f} (both orders right {result['pairwise_consistent_accuracy']:.2f}), "
         f"position bias {result['position_bias_rate']:.2f}"
     )
+
+
+def measure_signals(
+    rewarders: Sequence[Rewarder],
+    policy: ChatModel,
+    pairs: Sequence[CalibrationPair],
+    names: Sequence[str] | None = None,
+    say: Callable[[str], None] | None = None,
+) -> dict[str, dict[str, Any]]:
+    """Accuracy (95% Wilson interval, better-is-shorter check) on `pairs` of every signal the
+    rewarders offer (`Rewarder.signal_variants`), computed with the policy's initial weights."""
+    offered = {name: variant for r in rewarders for name, variant in r.signal_variants().items()}
+    if not offered:
+        return {}
+    unknown = [n for n in names or () if n not in offered]
+    if unknown:
+        raise JudgeCheckError(f"judge-check signals: unknown signal {unknown[0]!r}; choose from {', '.join(offered)}")
+    if not isinstance(policy, TrainablePolicy):
+        raise JudgeCheckError(f"judge-check signals need a local policy backend such as 'hf', not {policy.name!r}")
+    handle = policy.policy_handle()
+    results = {}
+    for name in names or offered:
+        offered[name].bind_policy(handle)
+        results[name] = measure_signal(offered[name], pairs)
+        if say:
+            say(f"judge-check signal: {describe_measure(name, results[name])}")
+    return results
+
+
+def signal_problems(signals: dict[str, dict[str, Any]], threshold: float) -> list[str]:
+    """A line when even the best measured signal is below `threshold`, or is not credibly
+    above chance (only while `threshold` is above 1/2: a lower bar asks for no such proof)."""
+    if not signals:
+        return []
+    name, best = max(signals.items(), key=lambda item: item[1]["accuracy"])
+    if best["accuracy"] < threshold:
+        return [f"judge-check: the best self-signal, {name}, reaches {best['accuracy']:.2f} < {threshold:.2f}"]
+    if threshold > 0.5 and not credibly_above_chance(best):
+        return [f"judge-check: no self-signal is credibly above chance (best: {describe_measure(name, best)})"]
+    return []

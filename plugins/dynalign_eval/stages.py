@@ -32,6 +32,10 @@ class EvalOptions(Options):
     bootstrap: int = Field(2000, ge=100, description="Bootstrap resamples for the 95% intervals.")
     seed: int = 0
     judge_check: bool = Field(True, description="Also run judge-check with the eval judge.")
+    efficacy: bool = Field(True, description="Implicit-reward and preference accuracy on held-out pairs, gap closed.")
+    efficacy_prompts: int | None = Field(8, ge=1, description="Held-out prompts for gap closed (none: all).")
+    efficacy_samples: int = Field(4, ge=1, description="Samples per prompt from the system-prompted base model.")
+    efficacy_max_new_tokens: int = Field(64, ge=1, description="Length of those samples.")
     ifeval_path: str | None = Field(
         None, description="IFEval input_data.jsonl (or hub:google/IFEval when online); none skips IFEval."
     )
@@ -65,14 +69,19 @@ class JudgeCheckOptions(Options):
 
     judge: ModelRef | None = Field(None, description="Judge {backend, options}; none: the policy (self-judging).")
     judge_mode: JudgeMode = "auto"
-    threshold: float = Field(0.6, ge=0.0, le=1.0, description="Pointwise and pairwise accuracy expected at least.")
+    measure_judge: bool = Field(True, description="Measure the judge's pointwise and pairwise verdicts.")
+    signals: list[str] | None = Field(
+        None, description="Self-signals to measure (names from the rewarders, e.g. contrast-sum); none: all offered."
+    )
+    threshold: float = Field(0.6, ge=0.0, le=1.0, description="Accuracy expected at least.")
     on_fail: Literal["warn", "stop"] = Field("warn", description="Below the threshold: warn, or stop before training.")
     limit: int | None = Field(None, ge=1, description="Use at most this many calibration pairs.")
 
 
 class JudgeCheckStage(Stage):
-    """Before training: can the judge tell the value's better answers from worse ones?
-    Writes judge_check.json; warns (or stops) below the threshold."""
+    """Before training: can the judge, and each self-signal the rewarders could use, tell the
+    value's better answers from worse ones? Writes judge_check.json; warns (or stops) below
+    the threshold. With self-signals measured, the best of them decides."""
 
     name = "judge-check"
     Options = JudgeCheckOptions
@@ -80,16 +89,32 @@ class JudgeCheckStage(Stage):
     before_training = True
 
     def run(self, stack: Any, run_dir: Any, say: Callable[[str], None]) -> None:
-        """Measure the judge on the value's calibration pairs."""
-        from dynalign_eval.judgecheck import JudgeCheckError, judge_check, judge_quality_problems, summary_line
+        """Measure the judge and the self-signals on the value's calibration pairs."""
+        from dynalign_eval.judgecheck import (
+            JudgeCheckError,
+            judge_check,
+            judge_quality_problems,
+            measure_signals,
+            signal_problems,
+            summary_line,
+        )
 
         opts = self.options
-        judge = stack.policy if opts.judge is None else stack.context.build_model(opts.judge, "stages.judge-check")
-        result = judge_check(stack.value, judge, mode=opts.judge_mode, limit=opts.limit, say=say)
-        result["self_judged"] = opts.judge is None
+        pairs = list(stack.value.calibration)[: opts.limit]
+        result: dict[str, Any] = {"value": stack.value.name, "n_pairs": len(pairs)}
+        if opts.measure_judge:
+            judge = stack.policy if opts.judge is None else stack.context.build_model(opts.judge, "stages.judge-check")
+            result = judge_check(stack.value, judge, mode=opts.judge_mode, limit=opts.limit, say=say)
+            result["self_judged"] = opts.judge is None
+            say(summary_line(result))
+        result["signals"] = measure_signals(
+            [w.rewarder for w in stack.rewarders], stack.policy, pairs, opts.signals, say
+        )
         run_dir.write_json("judge_check.json", result)
-        say(summary_line(result))
-        problems = judge_quality_problems(result, opts.threshold)
+        if result["signals"]:
+            problems = signal_problems(result["signals"], opts.threshold)
+        else:
+            problems = judge_quality_problems(result, opts.threshold) if opts.measure_judge else []
         if problems and opts.on_fail == "stop":
             raise JudgeCheckError(f"{problems[0]} (on_fail = 'stop'; use a stronger judge or set on_fail = 'warn')")
         for problem in problems:

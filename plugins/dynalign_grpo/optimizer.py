@@ -11,7 +11,6 @@ from dynalign.errors import ConfigError
 from dynalign.interfaces import (
     ChatModel,
     Optimizer,
-    PolicyHandle,
     TrainablePolicy,
     TrainRequest,
     TrainResult,
@@ -88,7 +87,7 @@ class GRPOOptimizer(Optimizer):
         trainer.remove_callback(ProgressCallback)  # MetricsCallback shows a compact bar instead
         frozen = self._frozen_factory(trainer.model, base_path)
         trainer.reference_policy = frozen
-        handle = PolicyHandle(trainer.model, tokenizer, frozen)
+        handle = request.policy.policy_handle(trainer.model, tokenizer, frozen)  # type: ignore[attr-defined]
         for weighted in request.rewarders:
             weighted.rewarder.bind_policy(handle)
         with warnings.catch_warnings():

@@ -16,11 +16,7 @@ from typing import Any
 import torch
 from trl import GRPOTrainer
 
-
-def with_system(prompt: list[dict[str, str]], system: str | None) -> list[dict[str, str]]:
-    """The conversation with its system message replaced by `system` (removed if None)."""
-    rest = [m for m in prompt if m.get("role") != "system"]
-    return ([{"role": "system", "content": system}] if system is not None else []) + rest
+from dynalign.interfaces import with_system
 
 
 class ValueContextGRPOTrainer(GRPOTrainer):

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -12,7 +13,7 @@ from pydantic import Field
 from dynalign.config import DEFAULT_POLICY
 from dynalign.errors import ModelError
 from dynalign.files import read_json
-from dynalign.interfaces import ChatModel, Conversation, GenerationParams, Options
+from dynalign.interfaces import ChatModel, Conversation, GenerationParams, Options, PolicyHandle
 
 _loaded: dict[tuple[str, str, str], tuple[Any, Any]] = {}
 _lock = threading.Lock()
@@ -104,6 +105,25 @@ class HFChatModel(ChatModel):
         model, tokenizer = self.loaded()
         texts = [render(tokenizer, c, assistant_prefix) for c in conversations]
         return next_token_probs(model, tokenizer, texts, choices, self.options.batch_size)
+
+    def completion_logprobs(
+        self, conversations: Sequence[Conversation], completions: Sequence[str]
+    ) -> list[list[float]]:
+        """Per-token log-probabilities of each completion as the assistant's reply."""
+        return self.policy_handle().completion_logprobs(conversations, completions)
+
+    def policy_handle(
+        self,
+        model: Any = None,
+        tokenizer: Any = None,
+        reference: Callable[[], AbstractContextManager[Any]] | None = None,
+    ) -> PolicyHandle:
+        """A PolicyHandle on `model` (default: this backend's loaded weights, their own reference)."""
+        from dynalign_hf.handle import HFPolicyHandle
+
+        if model is None:
+            model, tokenizer = self.loaded()
+        return HFPolicyHandle(model, tokenizer, reference, self.options.batch_size)
 
     def describe(self) -> dict[str, Any]:
         """Backend, model as configured and the folder it resolved to."""

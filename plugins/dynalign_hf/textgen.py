@@ -176,3 +176,55 @@ def _suffix_logits(model: Any, tokenizer: Any, rows: list[list[int]], shared: in
     logits = model(input_ids=input_ids, attention_mask=attention, past_key_values=cache, use_cache=True).logits
     last = torch.tensor([len(s) - 1 for s in suffixes], device=model.device)
     return logits[torch.arange(len(rows), device=model.device), last].float()
+
+
+def completion_token_ids(tokenizer: Any, completion: str | Sequence[int]) -> list[int]:
+    """A completion's token ids: given as ids (the policy's own sample), or encoded from text
+    as data (control-token strings in it stay plain text, never special tokens)."""
+    if isinstance(completion, str):
+        return list(tokenizer(completion, add_special_tokens=False, split_special_tokens=True)["input_ids"])
+    return [int(i) for i in completion]
+
+
+def completion_logprobs(
+    model: Any,
+    tokenizer: Any,
+    texts: Sequence[str],
+    completions: Sequence[str | Sequence[int]],
+    batch_size: int = 8,
+) -> list[list[float]]:
+    """log p(token | rendered text, earlier completion tokens) for every completion token.
+
+    The completion is tokenized on its own and appended to the rendered context, so the same
+    completion gets the same tokens whatever the context (what a context contrast needs).
+    """
+    import torch
+
+    contexts = [tokenizer(text, add_special_tokens=False)["input_ids"] for text in texts]
+    answers = [completion_token_ids(tokenizer, c) for c in completions]
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    results: list[list[float]] = []
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            for start in range(0, len(texts), batch_size):
+                chunk = slice(start, start + batch_size)
+                rows = [c + a for c, a in zip(contexts[chunk], answers[chunk])]
+                width = max(len(r) for r in rows)
+                input_ids = torch.tensor([r + [pad] * (width - len(r)) for r in rows], device=model.device)
+                mask = torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in rows], device=model.device)
+                logits = model(input_ids=input_ids, attention_mask=mask).logits
+                for i, answer in enumerate(answers[start : start + batch_size]):
+                    if not answer:
+                        results.append([])
+                        continue
+                    first = len(contexts[start + i])
+                    # logits at position t predict token t + 1
+                    step_logits = logits[i, first - 1 : first - 1 + len(answer)].float()
+                    logps = torch.log_softmax(step_logits, dim=-1)
+                    target = torch.tensor(answer, device=logps.device)
+                    results.append(logps.gather(1, target[:, None]).squeeze(1).tolist())
+    finally:
+        model.train(was_training)
+    return results

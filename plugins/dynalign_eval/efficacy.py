@@ -1,0 +1,156 @@
+"""Did the value move into the weights? Three measurements that need no outside judge.
+
+On the value's held-out labeled pairs (never used to choose anything):
+  (a) implicit-reward accuracy: is log pi_aligned(y|x) - log pi_base(y|x) higher for the better
+      answer than for the worse one? Per token (the headline: immune to length drift) and summed.
+  (b) unprompted preference accuracy: is log pi(better|x) above log pi(worse|x), for the base
+      and for the aligned model (no value system prompt in either)?
+On held-out prompts:
+  (c) gap closed: samples y ~ pi_base(.|system, x) estimate KL(pi_base(.|system,x) || pi(.|x));
+      1 - KL(aligned) / KL(base) is the share of the system prompt's effect now in the weights.
+Every number comes with a bootstrap 95% interval (pairs, or prompts for (c), resampled).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from dynalign.calibration import pair_outcome
+from dynalign.interfaces import ChatModel, GenerationParams, with_system
+from dynalign.values import CalibrationPair, ValueSpec
+from dynalign_eval.stats import bootstrap_ci
+
+
+def _mean(values: Sequence[float]) -> float:
+    return float(np.mean(values)) if len(values) else 0.0
+
+
+def _accuracy(outcomes: list[float], resamples: int, seed: int) -> dict[str, Any]:
+    return {"accuracy": _mean(outcomes), "ci95": list(bootstrap_ci(outcomes, resamples, seed)), "n": len(outcomes)}
+
+
+def pair_logprobs(model: ChatModel, pairs: Sequence[CalibrationPair]) -> list[tuple[list[float], list[float]]]:
+    """Per-token log-probabilities of (better, worse) for each pair, unprompted."""
+    conversations = [[{"role": "user", "content": p.prompt}] for p in pairs for _ in range(2)]
+    logps = model.completion_logprobs(conversations, [a for p in pairs for a in (p.better, p.worse)])
+    return list(zip(logps[0::2], logps[1::2]))
+
+
+def pair_metrics(
+    base: list[tuple[list[float], list[float]]],
+    aligned: list[tuple[list[float], list[float]]],
+    resamples: int = 2000,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """(a) and (b) from the per-token log-probabilities of both models on the same pairs."""
+
+    def implicit(agg: Callable[[list[float]], float]) -> list[float]:
+        return [pair_outcome(agg(ab) - agg(bb), agg(aw) - agg(bw)) for (bb, bw), (ab, aw) in zip(base, aligned)]
+
+    def preference(rows: list[tuple[list[float], list[float]]], agg: Callable[[list[float]], float]) -> list[float]:
+        return [pair_outcome(agg(b), agg(w)) for b, w in rows]
+
+    margins = [(_mean(ab) - _mean(bb)) - (_mean(aw) - _mean(bw)) for (bb, bw), (ab, aw) in zip(base, aligned)]
+    return {
+        "implicit_reward_per_token": {
+            **_accuracy(implicit(_mean), resamples, seed),
+            "mean_margin_nats_per_token": _mean(margins),
+        },
+        "implicit_reward_summed": _accuracy(implicit(sum), resamples, seed),
+        "preference_base_per_token": _accuracy(preference(base, _mean), resamples, seed),
+        "preference_aligned_per_token": _accuracy(preference(aligned, _mean), resamples, seed),
+        "preference_base_summed": _accuracy(preference(base, sum), resamples, seed),
+        "preference_aligned_summed": _accuracy(preference(aligned, sum), resamples, seed),
+    }
+
+
+def gap_closed(
+    value: ValueSpec,
+    base: ChatModel,
+    aligned: ChatModel,
+    prompts: Sequence[str],
+    samples: int,
+    max_new_tokens: int,
+    resamples: int = 2000,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """(c): the share of KL(pi_base(.|system,x) || pi(.|x)) that training removed, on samples
+    from the system-prompted base model (temperature 1: the distribution itself)."""
+    system = value.system_prompt.strip()
+    bare = [[{"role": "user", "content": p}] for p in prompts]
+    prompted = [with_system(c, system) for c in bare]
+    params = GenerationParams(max_new_tokens=max_new_tokens, temperature=1.0, n=samples, seed=seed)
+    drawn = base.chat(prompted, params)
+    index = [i for i, group in enumerate(drawn) for _ in group]
+    answers = [a for group in drawn for a in group]
+    with_value = [sum(lp) for lp in base.completion_logprobs([prompted[i] for i in index], answers)]
+    base_bare = [sum(lp) for lp in base.completion_logprobs([bare[i] for i in index], answers)]
+    aligned_bare = [sum(lp) for lp in aligned.completion_logprobs([bare[i] for i in index], answers)]
+    per_prompt = np.zeros((len(prompts), 2))
+    counts = np.zeros(len(prompts))
+    for i, v, b, a in zip(index, with_value, base_bare, aligned_bare):
+        per_prompt[i] += (v - b, v - a)
+        counts[i] += 1
+    per_prompt /= np.maximum(counts, 1)[:, None]
+
+    def closed(rows: np.ndarray) -> float:
+        kl_base = rows[:, 0].mean()
+        return float(1 - rows[:, 1].mean() / kl_base) if kl_base > 0 else float("nan")
+
+    rng = np.random.default_rng(seed)
+    draws = [closed(per_prompt[rng.integers(0, len(prompts), len(prompts))]) for _ in range(resamples)]
+    return {
+        "gap_closed": closed(per_prompt),
+        "ci95": [float(np.nanpercentile(draws, 2.5)), float(np.nanpercentile(draws, 97.5))],
+        "kl_base_nats": float(per_prompt[:, 0].mean()),
+        "kl_aligned_nats": float(per_prompt[:, 1].mean()),
+        "n_prompts": len(prompts),
+        "samples_per_prompt": samples,
+        "max_new_tokens": max_new_tokens,
+    }
+
+
+def efficacy(
+    value: ValueSpec,
+    base: ChatModel,
+    aligned: ChatModel,
+    prompts: Sequence[str],
+    *,
+    samples: int,
+    max_new_tokens: int,
+    resamples: int,
+    seed: int,
+    say: Callable[[str], None],
+) -> dict[str, Any]:
+    """(a), (b) on `value.held_out` (skipped with a reason if it has none) and (c) on `prompts`."""
+    out: dict[str, Any] = {}
+    pairs = list(value.held_out)
+    if pairs:
+        say(f"eval: efficacy on {len(pairs)} held-out labeled pairs (log-likelihoods, base and aligned)")
+        out["pairs"] = pair_metrics(pair_logprobs(base, pairs), pair_logprobs(aligned, pairs), resamples, seed)
+        out["n_pairs"] = len(pairs)
+    else:
+        out["pairs"] = {"skipped": f"value {value.name!r} has no held_out pairs"}
+    if prompts:
+        say(f"eval: gap closed on {len(prompts)} held-out prompts x {samples} samples")
+        out["gap"] = gap_closed(value, base, aligned, prompts, samples, max_new_tokens, resamples, seed)
+    else:
+        out["gap"] = {"skipped": "no held-out prompts"}
+    return out
+
+
+def summary(result: dict[str, Any]) -> str:
+    """Headline efficacy numbers as one line fragment."""
+    parts = []
+    implicit = (result.get("pairs") or {}).get("implicit_reward_per_token")
+    if implicit:
+        low, high = implicit["ci95"]
+        parts.append(f"implicit-reward acc {implicit['accuracy']:.0%} [{low:.0%}, {high:.0%}] per token")
+    gap = result.get("gap") or {}
+    if "gap_closed" in gap:
+        low, high = gap["ci95"]
+        parts.append(f"gap closed {gap['gap_closed']:.0%} [{low:.0%}, {high:.0%}]")
+    return "; ".join(parts)
