@@ -9,7 +9,9 @@ the official SDKs can be tested as real clients:
         client = openai.OpenAI(base_url=server.openai_url, api_key=server.api_key)
 
 Faults (consumed one per request, FIFO): "429", "500", "slow" (sleeps `slow_seconds` before
-answering), "malformed" (a 200 with a body that is not JSON). Unknown model names get a 404
+answering), "malformed" (a 200 with a body that is not JSON), "html" (a 200 HTML error page),
+"empty" (a 200 with `{}`). `fail_every = n` makes every n-th request a 500 (a flaky endpoint),
+`down = True` every request. Unknown model names get a 404
 API error; a wrong or missing key gets a 401. `top_logprobs` (dict token -> probability) is
 returned when a request asks for `logprobs`. `gate = threading.Barrier(n, timeout=...)` holds
 each request until n are in flight at once (a concurrency check that does not time anything).
@@ -47,6 +49,8 @@ class FakeServer:
         self.reply: Reply = lambda messages, model: "Score: 3"
         self.top_logprobs: dict[str, float] = {}
         self.faults: deque[str] = deque()
+        self.fail_every = 0
+        self.down = False
         self.slow_seconds = 2.0
         self.requests: list[dict[str, Any]] = []
         self.in_flight = 0
@@ -95,7 +99,11 @@ class FakeServer:
 
     def _next_fault(self) -> str | None:
         with self._lock:
-            return self.faults.popleft() if self.faults else None
+            if self.faults:
+                return self.faults.popleft()
+            if self.down or (self.fail_every and len(self.requests) % self.fail_every == 0):
+                return "500"
+            return None
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         server = self
@@ -106,11 +114,17 @@ class FakeServer:
             def log_message(self, *args: Any) -> None:  # keep test output clean
                 pass
 
-            def _send(self, status: int, body: bytes | dict[str, Any], headers: dict[str, str] | None = None) -> None:
+            def _send(
+                self,
+                status: int,
+                body: bytes | dict[str, Any],
+                headers: dict[str, str] | None = None,
+                content_type: str = "application/json",
+            ) -> None:
                 data = body if isinstance(body, bytes) else json.dumps(body).encode()
                 try:
                     self.send_response(status)
-                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Type", content_type)
                     self.send_header("Content-Length", str(len(data)))
                     for key, value in (headers or {}).items():
                         self.send_header(key, value)
@@ -156,6 +170,10 @@ class FakeServer:
                     time.sleep(server.latency)
                 if fault == "malformed":
                     return self._send(200, b"{not json")
+                if fault == "empty":
+                    return self._send(200, b"{}")
+                if fault == "html":
+                    return self._send(200, b"<html><body>502 Bad Gateway</body></html>", content_type="text/html")
                 self._send(200, self._anthropic(body) if anthropic else self._openai(body))
 
             def _error(

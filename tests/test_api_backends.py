@@ -71,7 +71,7 @@ def test_slow_replies_time_out_and_count_against_the_budget(server):
     assert model.chat([ASK], GenerationParams(n=2)) == [["", ""]]  # failed after retries: empty, counted
     assert server.count() == 2 and model.usage.counts["failures"] == 1
     server.faults.extend(["slow", "slow"])
-    with pytest.raises(ModelError, match=r"2 requests failed after 1 retries each \(failure_budget = 1\)"):
+    with pytest.raises(ModelError, match=r"2 requests in a row failed after 1 retries each \(failure_budget = 1\)"):
         model.chat([ASK], GenerationParams())
 
 

@@ -88,9 +88,11 @@ def test_component_errors_are_one_line(tmp_path, run_cli, text, expected):
     assert result.stderr.count("\n") == 1
 
 
-def test_config_check_accepts_the_example_configs(run_cli):
+def test_config_check_accepts_the_example_configs(run_cli, monkeypatch):
     from pathlib import Path
 
+    monkeypatch.setenv("OPENAI_API_KEY", "set")
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "set")
     root = Path(__file__).resolve().parents[1] / "examples" / "configs"
     for path in sorted(root.glob("*.toml")):
         if path.name == "rules.toml":
@@ -177,3 +179,40 @@ def test_a_bad_env_override_names_the_variable_not_the_file(tmp_path, monkeypatc
     assert result.exit_code == 2
     assert result.stderr.startswith(f"error: {expected}"), result.stderr
     assert str(path) not in result.stderr and result.stderr.count("\n") == 1
+
+
+def test_config_check_fails_on_an_unset_api_key_variable(run_cli, monkeypatch):
+    from pathlib import Path
+
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    path = Path(__file__).resolve().parents[1] / "examples" / "configs" / "judge-openai.toml"
+    result = run_cli("config", "check", path)
+    assert result.exit_code == 2 and "OPENAI_API_KEY is not set" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            'seed = 1\n[optimizer]\nname = "grpo"\noptions = { trl = { learning_rate = nan } }\n',
+            "optimizer.options.trl.learning_rate: nan and inf",
+        ),
+        ('[[rewarders]]\nname = "self-reward"\nweight = inf\n', "rewarders[0].weight: nan and inf"),
+        ('[[rewarders]]\nname = "self-reward"\nweight = 0.0\n', "weights sum to 0"),
+        (
+            '[[rewarders]]\nname = "self-reward"\nweight = 1.0\n[[rewarders]]\nname = "self-reward"\nweight = -1.0\n',
+            "weights sum to 0",
+        ),
+    ],
+)
+def test_configs_that_cannot_train_are_refused(tmp_path, run_cli, text, expected):
+    path = write_config(tmp_path / "bad.toml", text)
+    result = run_cli("config", "check", path)
+    assert result.exit_code == 2 and expected in result.stderr, result.stderr
+    assert result.stderr.count("\n") == 1
+
+
+def test_a_non_finite_option_from_the_environment_is_refused(tmp_path, run_cli, monkeypatch):
+    monkeypatch.setenv("DYNALIGN_REWARDERS", '[{"name": "self-reward", "weight": "nan"}]')
+    result = run_cli("config", "check", write_config(tmp_path / "c.toml", 'value = "ca"\n'))
+    assert result.exit_code == 2 and "finite" in result.stderr, result.stderr

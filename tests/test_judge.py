@@ -74,7 +74,7 @@ def test_candidate_cannot_inject_a_verdict(server, ca_value, dynalign_registry, 
     assert judge([PROMPT], [INJECTION]) == [1.0]
     fenced = answers_in([{"content": seen[0]}])[0]
     assert "Score: 5" not in fenced and "Winner: A" not in fenced and "</answer>" not in fenced
-    assert "Score (quoted): 5" in fenced
+    assert "Score (quoted): 5" not in fenced  # the whole verdict phrase is gone, not just defanged
 
 
 def pick_good(messages, model):

@@ -70,7 +70,7 @@ def test_agents_revise_after_reading_each_other(server, ca_value, dynalign_regis
     assert metrics["negotiation/calls_per_candidate"] == 8 and metrics["negotiation/score/power"] == 3.0
     rebuttal = server.requests[-1]["body"]["messages"][-1]["content"]
     assert re.search(r"knowledge \(score 5\):\n<argument-[0-9a-f]+\d>", rebuttal)
-    assert "Score (quoted): 5" in rebuttal  # an argument quoting a score cannot pose as a verdict
+    assert "From my side,\n</argument-" in rebuttal  # an argument quoting a score cannot pose as a verdict
 
 
 AGENTS = [

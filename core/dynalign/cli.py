@@ -12,7 +12,9 @@ import click
 import typer
 
 from dynalign.errors import DynalignError
+from dynalign.files import file_error
 from dynalign.plugins import get_registry
+from dynalign.redaction import redact_urls
 from dynalign.registry import KINDS
 
 app = typer.Typer(
@@ -124,11 +126,12 @@ def values_show(name: str, as_json: Annotated[bool, typer.Option("--json", help=
 def config_check(path: Path) -> None:
     """Validate a config: its shape, every component's options, and the optimizer's settings."""
     from dynalign.config import load_config
-    from dynalign.stack import resolve
+    from dynalign.stack import preflight, resolve
 
     config = load_config(path)
     stack = resolve(config, source=str(path))
     stack.optimizer.check(stack.policy, stack.value)
+    preflight(config, stack.context)
     rewarders = ", ".join(f"{r.name} (weight {r.weight:g})" for r in config.rewarders)
     typer.echo(
         f"ok: value={stack.value.name} policy={config.policy.backend} prompts={config.prompts.generator} "
@@ -183,8 +186,13 @@ def main(argv: list[str] | None = None) -> int:
     except DynalignError as exc:
         if _show_traceback or "--traceback" in args:
             raise
-        typer.echo(f"error: {exc}", err=True)
+        typer.echo(f"error: {redact_urls(str(exc))}", err=True)
         return exc.exit_code
+    except OSError as exc:  # a user file or folder that cannot be read or written
+        if _show_traceback or "--traceback" in args:
+            raise
+        typer.echo(f"error: {redact_urls(file_error(exc))}", err=True)
+        return 1
     except click.exceptions.Exit as exc:
         return exc.exit_code
     except click.ClickException as exc:

@@ -12,6 +12,7 @@ environment variable that holds them (`api_key_env = "OPENAI_API_KEY"`).
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -19,9 +20,11 @@ from pathlib import Path
 from typing import Any
 
 import tomllib
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from dynalign.errors import ConfigError
+from dynalign.files import read_text
+from dynalign.redaction import redact_urls
 
 DEFAULT_POLICY = "embedded:smollm2-135m-instruct"
 ENV_PREFIX = "DYNALIGN_"
@@ -29,7 +32,7 @@ SECRET_KEY = re.compile(r"(api_?key|token|secret|password)$", re.IGNORECASE)
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class ModelRef(_Section):
@@ -73,6 +76,12 @@ class RunConfig(_Section):
     optimizer: ComponentRef = Field(default_factory=lambda: ComponentRef(name="grpo"))
     stages: list[ComponentRef] = Field(default_factory=list)
 
+    @model_validator(mode="after")
+    def _weights_can_train(self) -> RunConfig:
+        if not math.isclose(sum(r.weight for r in self.rewarders), 0.0, abs_tol=1e-12):
+            return self
+        raise ValueError("rewarder weights sum to 0, so every reward would be 0; give a rewarder a non-zero weight")
+
 
 def format_location(loc: tuple[Any, ...] | list[Any]) -> str:
     """A pydantic error location as a dotted path: `optimizer.options.trl.learning_rate`."""
@@ -100,11 +109,12 @@ def validation_message(
 
 
 def read_toml(path: Path) -> dict[str, Any]:
-    """Parse a TOML file; syntax errors name the line and column."""
+    """Parse a TOML file (a UTF-8 byte-order mark is accepted); syntax errors name the line
+    and column."""
+    if not path.exists():
+        raise ConfigError(f"config file {path} does not exist")
     try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise ConfigError(f"config file {path} does not exist") from exc
+        return tomllib.loads(read_text(path, ConfigError))
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: TOML syntax error: {exc}") from exc
 
@@ -172,6 +182,18 @@ def apply_env_overrides(data: dict[str, Any], environ: Mapping[str, str]) -> Non
                 raise ConfigError(f"environment variable {name}: {here} is a single value, not a table or list")
 
 
+def non_finite(data: Any, where: str = "") -> str | None:
+    """The dotted location of the first NaN or infinity anywhere in `data`, or None."""
+    if isinstance(data, float) and not math.isfinite(data):
+        return where or "(top level)"
+    items = data.items() if isinstance(data, dict) else enumerate(data) if isinstance(data, list) else ()
+    for key, item in items:
+        found = non_finite(item, f"{where}[{key}]" if isinstance(key, int) else f"{where}.{key}" if where else key)
+        if found:
+            return found
+    return None
+
+
 def load_config(path: str | Path | None = None, **overrides: Any) -> RunConfig:
     """Phase 1: read and shape-check a config (no file: the default CA stack), with the
     `DYNALIGN_*` environment overrides applied."""
@@ -179,6 +201,10 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> RunConfig:
     data = read_toml(Path(path)) if path is not None else {}
     apply_env_overrides(data, os.environ)
     data.update({k: v for k, v in overrides.items() if v is not None})
+    where = non_finite(data)
+    if where:
+        who = _overriding_variable(where, os.environ) or source
+        raise ConfigError(f"{who}: {where}: nan and inf are not allowed; give a finite number")
     try:
         return RunConfig(**data)
     except ValidationError as exc:
@@ -186,9 +212,10 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> RunConfig:
 
 
 def redact(data: Any) -> Any:
-    """A copy of `data` with every secret-looking key's value replaced by "***"."""
+    """A copy of `data` with every secret-looking key's value replaced by "***" and URL
+    credentials in every string redacted."""
     if isinstance(data, dict):
         return {k: ("***" if isinstance(k, str) and SECRET_KEY.search(k) and v else redact(v)) for k, v in data.items()}
     if isinstance(data, list):
         return [redact(item) for item in data]
-    return data
+    return redact_urls(data) if isinstance(data, str) else data

@@ -54,7 +54,7 @@ def as_conversation(item: str | Conversation, role: str) -> Conversation:
 class Options(BaseModel):
     """Base of every component's options: unknown keys are errors, not silently ignored."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 @dataclass
@@ -135,6 +135,10 @@ class ChatModel(Component):
     def describe(self) -> dict[str, Any]:
         """What to record about this backend in results (model id, revision, endpoint)."""
         return {"backend": self.name}
+
+    def preflight(self) -> None:
+        """Cheap checks of what the backend needs from its environment (an API key variable),
+        run by `config check` and before a run or `score` starts; raise a DynalignError."""
 
 
 @runtime_checkable

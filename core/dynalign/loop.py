@@ -13,7 +13,7 @@ from dynalign.errors import RunDirectoryError
 from dynalign.interfaces import ChatModel, PromptRecord, PromptSet, TrainRequest
 from dynalign.registry import Registry
 from dynalign.rundir import RunDirectory
-from dynalign.stack import Stack, resolve
+from dynalign.stack import Stack, preflight, resolve
 
 Say = Callable[[str], None]
 
@@ -37,6 +37,7 @@ def run(
     root = Path(out or config.output_dir or default_output_dir(source))
     resolved = redact(config.model_dump(mode="json"))
     stack.optimizer.check(stack.policy, stack.value)
+    preflight(config, stack.context)
     main = is_main_process()
     if not main:  # under `accelerate launch`: rank 0 owns the run directory; others follow it
         return _follow(stack, RunDirectory(root), resume)
@@ -48,7 +49,8 @@ def run(
     prompts = run_dir.read_prompts()
     if prompts is None:
         say(f"prompts: generating with {config.prompts.generator!r}")
-        prompts = stack.generator.generate(stack.value)
+        with run_dir.starting():  # a start that fails leaves nothing behind
+            prompts = stack.generator.generate(stack.value)
         run_dir.write_prompts(prompts)
     say(f"prompts: {len(prompts.train)} train, {len(prompts.held_out)} held out")
 

@@ -9,12 +9,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
 from dynalign.errors import RunDirectoryError
-from dynalign.files import atomic_write_text
+from dynalign.files import atomic_write_text, read_json, read_text
 from dynalign.interfaces import PromptRecord, PromptSet
 
 RECORDED_PACKAGES = ("dynalign", "dynalign-value-ca", "torch", "transformers", "trl", "peft", "accelerate")
@@ -52,13 +54,20 @@ class RunDirectory:
         """Create a run directory for `config`, or reopen it to resume.
 
         Refuses a folder that holds a different run, an unrelated non-empty folder, a run
-        that exists without `--resume`, and `--resume` with nothing to resume.
+        that exists without `--resume`, and `--resume` with nothing to resume. A folder whose
+        run never started (it holds only `config.json`: the start failed) counts as empty.
         """
         run = cls(root)
         config_path = run.root / cls.CONFIG
         wanted = fingerprint(config)
+        if run.root.exists() and not run.root.is_dir():
+            raise RunDirectoryError(f"{run.root} is a file; give a folder as --out")
+        if config_path.exists() and not run.started():
+            config_path.unlink()
         if config_path.exists():
-            held = json.loads(config_path.read_text()).get("fingerprint")
+            held = read_json(config_path, RunDirectoryError, "; remove the folder or choose another --out").get(
+                "fingerprint"
+            )
             if held != wanted:
                 raise RunDirectoryError(
                     f"{run.root} holds a different run (its config differs); choose another --out or remove it"
@@ -74,6 +83,23 @@ class RunDirectory:
         run.write_json(cls.CONFIG, record)
         return run
 
+    def started(self) -> bool:
+        """Whether anything besides the config was written: prompts, state, metrics, caches."""
+        return self.root.is_dir() and any(entry.name != self.CONFIG for entry in self.root.iterdir())
+
+    @contextmanager
+    def starting(self) -> Iterator[None]:
+        """Around a run's first work: if it fails before anything besides the config was
+        written, remove the config (and the folder, if then empty), leaving nothing behind."""
+        try:
+            yield
+        except BaseException:
+            if self.root.is_dir() and not self.started():
+                self.path(self.CONFIG).unlink(missing_ok=True)
+                if not any(self.root.iterdir()):
+                    self.root.rmdir()
+            raise
+
     def path(self, relative: str) -> Path:
         """Absolute path of a file or folder inside the run."""
         return self.root / relative
@@ -87,7 +113,7 @@ class RunDirectory:
     def read_json(self, relative: str, default: Any = None) -> Any:
         """Read a JSON file of the run, or `default` if it does not exist."""
         target = self.path(relative)
-        return json.loads(target.read_text()) if target.exists() else default
+        return read_json(target, RunDirectoryError) if target.exists() else default
 
     def append_jsonl(self, relative: str, row: dict[str, Any]) -> None:
         """Append one JSON object as a line (flushed, so a kill loses at most this line)."""
@@ -104,7 +130,7 @@ class RunDirectory:
         if not target.exists():
             return []
         rows = []
-        for line in target.read_text(encoding="utf-8").splitlines():
+        for line in read_text(target, RunDirectoryError).splitlines():
             try:
                 rows.append(json.loads(line))
             except json.JSONDecodeError:
@@ -127,7 +153,7 @@ class RunDirectory:
     def rewind_metrics(self, round_index: int, step: int) -> None:
         """Drop metrics of `round_index` logged after optimizer step `step` (before resuming)."""
         target = self.path(self.METRICS)
-        text = target.read_text(encoding="utf-8") if target.exists() else ""
+        text = read_text(target, RunDirectoryError) if target.exists() else ""
         rows = self.read_jsonl(self.METRICS)
         kept = [r for r in rows if not (r.get("round") == round_index and r.get("step", 0) > step)]
         torn = len(rows) != sum(1 for line in text.splitlines() if line.strip()) or (text and not text.endswith("\n"))

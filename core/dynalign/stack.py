@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from dynalign.config import RunConfig
 from dynalign.interfaces import ChatModel, Optimizer, PromptGenerator, RunContext, Stage, WeightedRewarder
@@ -34,6 +35,27 @@ class Stack:
         ref = self.config.policy.model_copy(deep=True)
         ref.options["model"] = str(model)
         return self.context.build_model(ref, where="policy")
+
+
+def model_refs(data: Any, where: str = "") -> list[tuple[str, dict[str, Any]]]:
+    """Every `{backend, options}` table anywhere in a config's data (policy, judges, agents...)."""
+    found: list[tuple[str, dict[str, Any]]] = []
+    if isinstance(data, dict):
+        if isinstance(data.get("backend"), str) and isinstance(data.get("options", {}), dict):
+            found.append((where or "model", data))
+        for key, item in data.items():
+            found += model_refs(item, f"{where}.{key}" if where else str(key))
+    elif isinstance(data, list):
+        for index, item in enumerate(data):
+            found += model_refs(item, f"{where}[{index}]")
+    return found
+
+
+def preflight(config: RunConfig, context: RunContext) -> None:
+    """Before any work: every model the config names passes its `preflight` (e.g. its API key
+    variable is set)."""
+    for where, ref in model_refs(config.model_dump(mode="json")):
+        context.build_model({"backend": ref["backend"], "options": ref.get("options", {})}, where).preflight()
 
 
 def resolve(config: RunConfig, registry: Registry | None = None, source: str = "config") -> Stack:

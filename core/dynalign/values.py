@@ -13,7 +13,7 @@ import tomllib
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from dynalign.errors import ValueSpecError
-from dynalign.files import read_jsonl_strict
+from dynalign.files import read_jsonl_strict, read_text
 
 
 class _Strict(BaseModel):
@@ -122,10 +122,10 @@ def load_value_file(path: str | Path) -> ValueSpec:
     Raises ValueSpecError naming the file and the first missing or invalid field.
     """
     path = Path(path)
+    if not path.exists():
+        raise ValueSpecError(f"value file {path} does not exist")
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise ValueSpecError(f"value file {path} does not exist") from exc
+        data = tomllib.loads(read_text(path, ValueSpecError))
     except tomllib.TOMLDecodeError as exc:
         raise ValueSpecError(f"{path}: TOML syntax error: {exc}") from exc
     prompts_file = data.pop("prompts_file", None)

@@ -48,14 +48,14 @@ def generate(
         "generator": run_config.prompts.generator,
         "options": generator.options.model_dump(mode="json"),
     }
-    RunDirectory.prepare(folder, redact(record), resume)
-    if isinstance(generator, AgentsPromptGenerator):
-        prompts = generator.generate_to(value, folder)
-        summary = generator.last_summary
-    else:
-        prompts = generator.generate(value)
-        summary = {"value": value.name, "train": len(prompts.train), "held_out": len(prompts.held_out)}
-        write_prompt_set(folder, prompts, summary)
+    with RunDirectory.prepare(folder, redact(record), resume).starting():  # a failed start leaves nothing
+        if isinstance(generator, AgentsPromptGenerator):
+            prompts = generator.generate_to(value, folder)
+            summary = generator.last_summary
+        else:
+            prompts = generator.generate(value)
+            summary = {"value": value.name, "train": len(prompts.train), "held_out": len(prompts.held_out)}
+            write_prompt_set(folder, prompts, summary)
     rejections = ", ".join(f"{k} {v}" for k, v in summary.get("rejections", {}).items()) or "none"
     typer.echo(f"wrote {len(prompts.train)} train + {len(prompts.held_out)} held-out prompts to {folder}")
     typer.echo(f"rejections: {rejections}")

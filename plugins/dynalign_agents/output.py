@@ -9,7 +9,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from dynalign.files import atomic_write_text
+from dynalign.files import atomic_write_text, read_jsonl_strict
 from dynalign.interfaces import PromptRecord, PromptSet
 
 SPLITS = ("train", "held_out")
@@ -66,9 +66,7 @@ def read_prompt_rows(source: Path) -> list[dict[str, Any]]:
                 break
     rows = []
     for path in files:
-        for line in path.read_text(encoding="utf-8").splitlines():
-            if line.strip():
-                row = json.loads(line)
-                row.setdefault("split", path.stem)
-                rows.append(row)
+        for row in read_jsonl_strict(path):
+            row.setdefault("split", path.stem)
+            rows.append(row)
     return rows

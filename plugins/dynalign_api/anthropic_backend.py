@@ -11,7 +11,7 @@ from pydantic import Field
 
 from dynalign.extras import require
 from dynalign.interfaces import Conversation, GenerationParams
-from dynalign_api.common import APIChatModel, APIOptions
+from dynalign_api.common import APIChatModel, APIOptions, MalformedReply
 
 
 class AnthropicOptions(APIOptions):
@@ -46,13 +46,17 @@ class AnthropicChatModel(APIChatModel):
             base_url=self.options.base_url,
             timeout=self.options.timeout,
             max_retries=self.options.max_retries,
+            http_client=anthropic.DefaultAsyncHttpxClient(event_hooks={"request": [self.count_attempt]}),
         )
 
     def classify(self, exc: BaseException) -> str:
-        """Timeouts, 429/5xx after retries and malformed bodies count; other API errors are fatal."""
+        """Timeouts and 429/5xx after retries count; malformed bodies are retried, then count;
+        other API errors are fatal."""
         anthropic = require("anthropic", "api")
 
-        if isinstance(exc, anthropic.APITimeoutError | json.JSONDecodeError | anthropic.APIResponseValidationError):
+        if isinstance(exc, json.JSONDecodeError | anthropic.APIResponseValidationError | MalformedReply):
+            return "malformed"
+        if isinstance(exc, anthropic.APITimeoutError):
             return "transient"
         if isinstance(exc, anthropic.APIStatusError):
             return "transient" if exc.status_code in (408, 409, 429) or exc.status_code >= 500 else "fatal"
@@ -71,9 +75,10 @@ class AnthropicChatModel(APIChatModel):
         reply = raw.parse()
         if inspect.isawaitable(reply):  # the SDKs differ in whether parse() is async
             reply = await reply
+        if not isinstance(getattr(reply, "content", None), list) or getattr(reply, "usage", None) is None:
+            raise MalformedReply(f"a 200 reply without content: {str(reply)[:80]!r}")
         self.usage.add(
             requests=1,
-            retries=raw.retries_taken,
             input_tokens=reply.usage.input_tokens or 0,
             output_tokens=reply.usage.output_tokens or 0,
         )

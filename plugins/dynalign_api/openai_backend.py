@@ -12,7 +12,7 @@ from pydantic import Field
 
 from dynalign.extras import require
 from dynalign.interfaces import Conversation, GenerationParams
-from dynalign_api.common import APIChatModel, APIOptions
+from dynalign_api.common import APIChatModel, APIOptions, MalformedReply
 
 
 class OpenAIOptions(APIOptions):
@@ -46,13 +46,17 @@ class OpenAIChatModel(APIChatModel):
             base_url=self.options.base_url,
             timeout=self.options.timeout,
             max_retries=self.options.max_retries,
+            http_client=openai.DefaultAsyncHttpxClient(event_hooks={"request": [self.count_attempt]}),
         )
 
     def classify(self, exc: BaseException) -> str:
-        """Timeouts, 429/5xx after retries and malformed bodies count; other API errors are fatal."""
+        """Timeouts and 429/5xx after retries count; malformed bodies are retried, then count;
+        other API errors are fatal."""
         openai = require("openai", "api")
 
-        if isinstance(exc, openai.APITimeoutError | json.JSONDecodeError | openai.APIResponseValidationError):
+        if isinstance(exc, json.JSONDecodeError | openai.APIResponseValidationError | MalformedReply):
+            return "malformed"
+        if isinstance(exc, openai.APITimeoutError):
             return "transient"
         if isinstance(exc, openai.APIStatusError):
             return "transient" if exc.status_code in (408, 409, 429) or exc.status_code >= 500 else "fatal"
@@ -63,10 +67,12 @@ class OpenAIChatModel(APIChatModel):
         reply = raw.parse()
         if inspect.isawaitable(reply):  # the SDKs differ in whether parse() is async
             reply = await reply
+        choices = getattr(reply, "choices", None)
+        if not isinstance(choices, list) or not all(getattr(c, "message", None) is not None for c in choices):
+            raise MalformedReply(f"a 200 reply without choices: {str(reply)[:80]!r}")
         usage = reply.usage
         self.usage.add(
             requests=1,
-            retries=raw.retries_taken,
             input_tokens=getattr(usage, "prompt_tokens", 0) or 0,
             output_tokens=getattr(usage, "completion_tokens", 0) or 0,
         )

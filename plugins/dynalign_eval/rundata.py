@@ -37,9 +37,11 @@ class LoadedRun:
 def open_run(root: Path, registry: Registry | None = None) -> LoadedRun:
     """Open a run directory; only the value and policy need to be installed."""
     run_dir = RunDirectory(Path(root))
-    record = run_dir.read_json(RunDirectory.CONFIG)
+    if run_dir.root.exists() and not run_dir.root.is_dir():
+        raise EvalError(f"{run_dir.root} is a file, not a run directory; give the --out folder of a run")
     if not run_dir.root.is_dir():
         raise EvalError(f"run directory {run_dir.root} does not exist")
+    record = run_dir.read_json(RunDirectory.CONFIG)
     if not record or "config" not in record:
         raise EvalError(f"{run_dir.root} is not a dynalign run directory (no config.json); give the --out of a run")
     config = RunConfig.model_validate(record["config"])

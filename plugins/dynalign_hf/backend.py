@@ -12,6 +12,7 @@ from pydantic import Field
 
 from dynalign.config import DEFAULT_POLICY
 from dynalign.errors import ModelError
+from dynalign.files import read_json
 from dynalign.interfaces import ChatModel, Conversation, GenerationParams, Options, PolicyHandle
 
 _loaded: dict[tuple[str, str, str], tuple[Any, Any]] = {}
@@ -36,8 +37,11 @@ def resolve_model_path(model: str, allow_download: bool = False) -> str:
         return str(embedded_folder(model[len(EMBEDDED_PREFIX) :]))
     path = Path(model).expanduser()
     if path.exists():
-        if not (path / "config.json").exists():
+        if not (path / "config.json").is_file():
             raise ModelError(f"model folder {path} has no config.json; point at a saved Hugging Face model")
+        config = read_json(path / "config.json", ModelError, "; save the model again")
+        if not isinstance(config, dict):
+            raise ModelError(f"{path / 'config.json'}: not a model config (a JSON object); save the model again")
         return str(path)
     if model.startswith((".", "/", "~")) or model.count("/") != 1:
         raise ModelError(f"model path {model} does not exist; give a local folder, a hub id or embedded:<name>")

@@ -5,17 +5,50 @@ Shared by the `hf` backend and by rewarders that use the live policy being train
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
 
 from dynalign.errors import ModelError
+from dynalign.inert import strip_control_tokens
 from dynalign.interfaces import Conversation, GenerationParams
 
 
+def control_tokens(tokenizer: Any) -> tuple[str, ...]:
+    """The strings this tokenizer turns into special tokens: its special tokens and every added
+    token shaped like a control token (`<...>`, `[...]`), whatever its `special` flag."""
+    found = set(getattr(tokenizer, "all_special_tokens", ()) or ())
+    for token in (getattr(tokenizer, "added_tokens_decoder", None) or {}).values():
+        content = str(getattr(token, "content", token))
+        if getattr(token, "special", False) or re.fullmatch(r"<[^<>\s]+>|\[[^\[\]\s]+\]", content):
+            found.add(content)
+    return tuple(sorted(found))
+
+
 def render(tokenizer: Any, conversation: Conversation, assistant_prefix: str = "") -> str:
-    """The chat-templated text that asks the model for the assistant's next turn."""
-    text = tokenizer.apply_chat_template(conversation, add_generation_prompt=True, tokenize=False)
+    """The chat-templated text that asks the model for the assistant's next turn.
+
+    Message contents are data: the tokenizer's control-token strings are removed from them
+    before templating, so only the template itself yields special tokens.
+    """
+    tokens = control_tokens(tokenizer)
+    safe = [
+        {**m, "content": strip_control_tokens(m["content"], tokens)} if isinstance(m.get("content"), str) else m
+        for m in conversation
+    ]
+    text = tokenizer.apply_chat_template(safe, add_generation_prompt=True, tokenize=False)
     return text + assistant_prefix
+
+
+def check_context(model: Any, lengths: Sequence[int], new_tokens: int = 0) -> None:
+    """Refuse token sequences longer than the model's context (they would be cut silently)."""
+    limit = getattr(getattr(model, "config", None), "max_position_embeddings", None)
+    longest = max(lengths, default=0)
+    if isinstance(limit, int) and longest + new_tokens > limit:
+        raise ModelError(
+            f"a conversation is {longest} tokens (+{new_tokens} to generate), more than the model's context of "
+            f"{limit}; shorten the prompt or the answer"
+        )
 
 
 def _left_padded(tokenizer: Any, texts: Sequence[str], device: Any) -> dict[str, Any]:
@@ -37,6 +70,8 @@ def generate(
     if params.seed is not None:
         torch.manual_seed(params.seed)
     texts = [render(tokenizer, c) for c in conversations]
+    lengths = [len(tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts]
+    check_context(model, lengths, params.max_new_tokens)
     sampling = params.temperature > 0
     answers: list[list[str]] = []
     was_training = model.training
@@ -101,6 +136,7 @@ def next_token_probs(
 
     ids = choice_token_ids(tokenizer, choices)
     token_lists = [tokenizer(text, add_special_tokens=False)["input_ids"] for text in texts]
+    check_context(model, [len(ids) for ids in token_lists])
     shared = _shared_prefix_length(token_lists) if token_lists else 0
     prefix_cache = None
     was_training = model.training
@@ -157,9 +193,10 @@ def _suffix_logits(model: Any, tokenizer: Any, rows: list[list[int]], shared: in
 
 
 def completion_token_ids(tokenizer: Any, completion: str | Sequence[int]) -> list[int]:
-    """A completion's token ids: given as ids (the policy's own sample), or encoded from text."""
+    """A completion's token ids: given as ids (the policy's own sample), or encoded from text
+    as data (control-token strings in it stay plain text, never special tokens)."""
     if isinstance(completion, str):
-        return list(tokenizer(completion, add_special_tokens=False)["input_ids"])
+        return list(tokenizer(completion, add_special_tokens=False, split_special_tokens=True)["input_ids"])
     return [int(i) for i in completion]
 
 

@@ -147,9 +147,10 @@ class JudgeRewarder(Rewarder):
         return out
 
     def _settle(self, keys: list[str], found: list[Any], todo: list[int], verdicts: list[tuple[Any, str]]) -> None:
-        for index, (verdict, reply) in zip(todo, verdicts):
+        for index, (verdict, _) in zip(todo, verdicts):  # cache every valid verdict before any budget error
             found[index] = verdict
             self.cache.put(keys[index], verdict)
+        for verdict, reply in verdicts:
             self.budget.record(verdict is not None, reply)
 
     def _pointwise(self, asked: list[str], answers: list[str]) -> list[float | None]:

@@ -12,7 +12,7 @@ from pydantic import Field, model_validator
 from dynalign.config import ModelRef
 from dynalign.errors import ConfigError
 from dynalign.interfaces import ChatModel, GenerationParams, Options, Rewarder
-from dynalign.judging import completion_text, fence, parse_score, prompt_text, rubric_system
+from dynalign.judging import clean, completion_text, fence, parse_score, prompt_text, rubric_system
 from dynalign.rundir import RunDirectory
 from dynalign_judge.support import FailureBudget, check_model_ref, digest
 
@@ -114,7 +114,7 @@ class NegotiationRewarder(Rewarder):
 
     def _opening(self, agent: AgentSpec, prompt: str, answer: str) -> list[dict[str, str]]:
         value = self.context.value
-        nonce = digest(prompt, answer)[:8]
+        nonce = digest(clean(prompt, "request"), clean(answer))[:8]
         system = f"{rubric_system(value)}\n\nYou are {agent.name}, one of several judges. {agent.persona}"
         user = (
             f"User request:\n{fence(prompt, 'request', nonce)}\n\n"
@@ -169,7 +169,7 @@ class NegotiationRewarder(Rewarder):
             active = [c for c in active if not agreed[c]]
             if round_number < self.options.rounds:
                 for c in active:
-                    nonce = digest(asked[c], answers[c], round_number)[:8]
+                    nonce = digest(clean(asked[c], "request"), clean(answers[c]), round_number)[:8]
                     for k in range(len(self.agents)):
                         rebuttal = self._rebuttal(k, arguments[c], scores[c], nonce)
                         talks[c][k] = [*talks[c][k], {"role": "user", "content": rebuttal}]
@@ -188,7 +188,7 @@ class NegotiationRewarder(Rewarder):
         mediator = self._model(self.options.mediator, "mediator")
         conversations = []
         for c in range(len(answers)):
-            nonce = digest(asked[c], answers[c], "mediator")[:8]
+            nonce = digest(clean(asked[c], "request"), clean(answers[c]), "mediator")[:8]
             mediator_spec = AgentSpec(name="the mediator", persona="You settle the judges' disagreement fairly.")
             talk = self._opening(mediator_spec, asked[c], answers[c])
             talk[-1]["content"] += "\n\n" + self._rebuttal(-1, arguments[c], scores[c], nonce)

@@ -4,6 +4,7 @@ config's rewarders, without training."""
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -61,6 +62,11 @@ def _fails(run: Any, index: int) -> bool:
     return False
 
 
+def _finite(value: float | None) -> float | None:
+    """A reward as JSON can hold it: NaN and infinities become None (unscored)."""
+    return None if value is None or not math.isfinite(value) else float(value)
+
+
 def _batches(rows: list[dict[str, Any]], size: int) -> list[list[int]]:
     """Row indices in batches of about `size`, never splitting the candidates of one prompt
     (pairwise and groupwise judges compare them)."""
@@ -92,35 +98,49 @@ def score(
 
     from dynalign.config import load_config
     from dynalign.context import RunContext
-    from dynalign.files import atomic_write_text
+    from dynalign.errors import ModelError
+    from dynalign.files import atomic_write_text, check_writable, ensure_folder
     from dynalign.plugins import get_registry
+    from dynalign.stack import preflight
+    from dynalign_judge.support import JudgeError
 
     cfg = load_config(config)
-    registry = get_registry()
+    rows = _read_rows(input_file)
     folder = run_dir or out.with_suffix(".run")
+    check_writable(out)
+    check_writable(folder, folder=True)
+    registry = get_registry()
     context = RunContext(registry.get("value", cfg.value).obj, registry, folder, cfg.seed, str(config))
     rewarders = [
         (ref, context.build("rewarder", ref.name, ref.options, f"rewarders[{i}].options"))
         for i, ref in enumerate(cfg.rewarders)
     ]
+    preflight(cfg, context)
     names = [
         ref.name if [r.name for r, _ in rewarders].count(ref.name) == 1 else f"{ref.name}#{i}"
         for i, (ref, _) in enumerate(rewarders)
     ]
-    rows = _read_rows(input_file)
     _bind_policy(context, cfg, [r for _, r in rewarders])
-    folder.mkdir(parents=True, exist_ok=True)
+    ensure_folder(folder)
     results: dict[int, dict[str, float | None]] = {}
     for batch in tqdm(_batches(rows, batch_size), desc="scoring", unit="batch", disable=None):
         for name, (_, rewarder) in zip(names, rewarders):
-            for index, value in zip(batch, _call(name, rewarder, rows, batch)):
-                results.setdefault(index, {})[name] = value
+            try:
+                scores = _call(name, rewarder, rows, batch)
+            except (ModelError, JudgeError) as exc:  # a failing endpoint: keep what was scored
+                done = sum(1 for row in results.values() if any(v is not None for v in row.values()))
+                raise type(exc)(
+                    f"{exc}; {done} of {len(rows)} rows were scored before (verdicts cached in {folder}): "
+                    "rerun the same command to resume"
+                ) from exc
+            for index, value in zip(batch, scores):
+                results.setdefault(index, {})[name] = _finite(value)
     lines = []
     for index, row in enumerate(rows):
         rewards = results[index]
         weighted = [ref.weight * rewards[n] for n, (ref, _) in zip(names, rewarders) if rewards[n] is not None]
-        lines.append({**row["row"], "rewards": rewards, "reward": sum(weighted) if weighted else None})
-    atomic_write_text(out, "".join(json.dumps(line) + "\n" for line in lines))
+        lines.append({**row["row"], "rewards": rewards, "reward": _finite(sum(weighted)) if weighted else None})
+    atomic_write_text(out, "".join(json.dumps(line, allow_nan=False) + "\n" for line in lines))
     typer.echo(
         f"scored {len(rows)} rows ({sum(line['reward'] is None for line in lines)} unscored) with "
         f"{', '.join(names)}; wrote {out}"
@@ -161,4 +181,4 @@ def _summary(names: list[str], rewarders: list[Any], lines: list[dict[str, Any]]
     totals = [line["reward"] for line in lines if line["reward"] is not None]
     if totals:
         out["reward_mean"] = sum(totals) / len(totals)
-    return {key: round(value, 4) for key, value in out.items()}
+    return {key: round(value, 4) for key, value in out.items() if math.isfinite(value)}

@@ -9,7 +9,7 @@ import re
 from collections.abc import Sequence
 
 from dynalign.interfaces import Conversation
-from dynalign.judging import fence, parse_preference, rubric_system
+from dynalign.judging import clean, fence, parse_preference, rubric_system
 from dynalign.values import ValueSpec
 
 _SCORES_JSON = re.compile(r"\{[^{}]*\"scores\"[^{}]*\}")
@@ -18,7 +18,8 @@ _VOTE = {"A": 1.0, "B": 0.0, "tie": 0.5}
 
 def groupwise_messages(value: ValueSpec, prompt: str, answers: Sequence[str]) -> Conversation:
     """Ask for a score per answer in one reply, as JSON `{"scores": [...]}` in answer order."""
-    nonce = hashlib.sha256("\x00".join([prompt, *answers]).encode()).hexdigest()[:8]
+    cleaned = [clean(prompt, "request"), *(clean(a) for a in answers)]  # removed text cannot change the prompt
+    nonce = hashlib.sha256("\x00".join(cleaned).encode()).hexdigest()[:8]
     blocks = "\n\n".join(f"Answer {k}:\n{fence(a, 'answer', f'{nonce}{k}')}" for k, a in enumerate(answers, 1))
     user = (
         f"User request:\n{fence(prompt, 'request', nonce)}\n\n{blocks}\n\n"

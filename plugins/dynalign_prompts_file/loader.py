@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import random
 from pathlib import Path
 
 from pydantic import Field
 
 from dynalign.errors import ConfigError
-from dynalign.files import read_jsonl_strict
+from dynalign.files import read_jsonl_strict, read_text
 from dynalign.interfaces import Options, PromptGenerator, PromptRecord, PromptSet
 from dynalign.values import ValueSpec
 
@@ -24,6 +25,9 @@ class FileOptions(Options):
     n: int | None = Field(None, ge=1, description="Use at most this many prompts (after shuffling).")
     held_out: int = Field(8, ge=0, description="How many prompts to hold out for evaluation.")
     seed: int | None = Field(None, description="Shuffle seed; default: the run's seed.")
+    max_chars: int = Field(
+        8000, ge=1, description="Longest prompt taken (about 2k tokens: well inside a small model's context)."
+    )
 
 
 def _rows_from_path(path: Path) -> list[dict]:
@@ -37,8 +41,7 @@ def _rows_from_path(path: Path) -> list[dict]:
             dataset = dataset["train"] if "train" in dataset else dataset[next(iter(dataset.keys()))]
         return list(dataset)
     if path.suffix == ".csv":
-        with path.open(newline="", encoding="utf-8") as handle:
-            return list(csv.DictReader(handle))
+        return list(csv.DictReader(io.StringIO(read_text(path, ConfigError), newline="")))
     return read_jsonl_strict(path, ConfigError)
 
 
@@ -69,8 +72,13 @@ class FilePromptSource(PromptGenerator):
             if rows and opts.column not in rows[0]:
                 raise ConfigError(f"{source}: no column {opts.column!r}; columns are {sorted(rows[0])}")
         records: dict[str, PromptRecord] = {}
-        for row in rows:
+        for number, row in enumerate(rows, start=1):
             text = str(row.get(opts.column) or "").strip()
+            if len(text) > opts.max_chars:
+                raise ConfigError(
+                    f"{source}: prompt {number} is {len(text)} characters, more than max_chars = {opts.max_chars} "
+                    "(it would not fit the model's context); shorten it or raise prompts.options.max_chars"
+                )
             if text:
                 records.setdefault(
                     prompt_id(text), PromptRecord(id=prompt_id(text), prompt=text, pillar=row.get(opts.pillar_column))
