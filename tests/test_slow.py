@@ -126,7 +126,7 @@ generator = "file"
 options = { n = 24, held_out = 8 }
 [[rewarders]]
 name = "self-reward"
-options = { mode = "contrast" }
+options = { mode = "auto" }
 [optimizer]
 name = "grpo"
 options = { num_generations = 4, prompts_per_step = 2, max_steps = 12, max_completion_length = 48, save_steps = 12, learning_rate = 2e-4 }
@@ -134,7 +134,7 @@ options = { num_generations = 4, prompts_per_step = 2, max_steps = 12, max_compl
 
 
 @pytest.mark.slow
-def test_a_short_contrast_run_moves_the_value_prompt_into_the_weights(tmp_path, run_cli):
+def test_a_short_auto_run_picks_contrast_and_moves_the_value_prompt_into_the_weights(tmp_path, run_cli):
     from dynalign.plugins import load_registry
     from dynalign_eval.efficacy import gap_closed
     from dynalign_hf.backend import HFChatModel, HFOptions
@@ -142,6 +142,11 @@ def test_a_short_contrast_run_moves_the_value_prompt_into_the_weights(tmp_path, 
     config = write_config(tmp_path / "contrast.toml", CONTRAST_RUN)
     result = run_cli("run", config, "--out", tmp_path / "run")
     assert result.exit_code == 0, result.stderr
+    choice = json.loads((tmp_path / "run/self_reward_signal.json").read_text())
+    # on CA's calibration pairs SmolLM2's judge is at chance and the summed contrast is not
+    assert choice["chosen"] == "contrast-sum", choice
+    assert choice["measured"]["contrast-sum"]["accuracy"] > choice["measured"]["probability"]["accuracy"]
+    assert "self-reward auto: chose contrast-sum" in result.stdout
     value = load_registry().get("value", "ca").obj
     base, aligned = HFChatModel(HFOptions()), HFChatModel(HFOptions(model=str(tmp_path / "run/rounds/0/model")))
     prompts = [json.loads(line)["prompt"] for line in (tmp_path / "run/prompts/held_out.jsonl").read_text().splitlines()]
