@@ -93,6 +93,7 @@ def main() -> None:
     parser.add_argument("--ifeval-limit", type=int, default=100)
     parser.add_argument("--ifeval-max-new-tokens", type=int, default=256)
     parser.add_argument("--ifeval-seeds", default="0", help="Seeds whose aligned models get IFEval.")
+    parser.add_argument("--ifeval-signals", default=None, help="Signals whose aligned models get IFEval (default all).")
     parser.add_argument("--measure-only", action="store_true", help="Report the finished runs in --out; train none.")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)

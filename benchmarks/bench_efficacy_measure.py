@@ -66,7 +66,11 @@ def measure_and_report(args: Any, runs: dict[tuple[str, int], Path]) -> None:
     # IFEval generation dominates (100 prompts x 256 tokens is ~7 min a model here): the base
     # model and the aligned models of --ifeval-seeds only
     chosen = {int(s) for s in getattr(args, "ifeval_seeds", "0").split(",")}
-    models = {"base": None, **{f"{s}-s{seed}": run for (s, seed), run in runs.items() if seed in chosen}}
+    signals = set((getattr(args, "ifeval_signals", None) or ",".join(s for s, _ in runs)).split(","))
+    models = {
+        "base": None,
+        **{f"{s}-s{seed}": run for (s, seed), run in runs.items() if seed in chosen and s in signals},
+    }
     for key, run in models.items():
         if key in done.get("models", {}) or not rows:
             continue
