@@ -64,8 +64,8 @@ SCORE_INPUTS = {
     "not-utf8": (b'{"prompt": "caf\xe9", "completion": "x"}\n', "not UTF-8"),
     "list-line": (b"[1, 2]\n", "must be a JSON object"),
     "string-line": (b'"hello"\n', "must be a JSON object"),
-    "null-completion": (b'{"prompt": "p", "completion": null}\n', "needs `prompt` and `completion`"),
-    "number-prompt": (b'{"prompt": 3, "completion": "x"}\n', "needs `prompt` and `completion`"),
+    "null-completion": (b'{"prompt": "p", "completion": null}\n', "`prompt` and `completion` must be a string"),
+    "number-prompt": (b'{"prompt": 3, "completion": "x"}\n', "`prompt` and `completion` must be a string"),
 }
 
 
