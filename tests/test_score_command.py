@@ -118,7 +118,8 @@ def test_score_with_self_reward_judges_with_the_configs_policy(tiny_model_dir, t
     assert all(0.0 <= r["rewards"]["self-reward#1"] <= 5.0 for r in rows)
 
 
-def test_score_with_self_reward_needs_a_local_policy(tmp_path, run_cli):
+def test_score_with_self_reward_needs_a_local_policy(tmp_path, run_cli, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "test-key")
     config = write_config(
         tmp_path / "api.toml",
         'value = "ca"\n[policy]\nbackend = "openai"\noptions = { model = "m", base_url = "http://127.0.0.1:9/v1" }\n'
