@@ -18,13 +18,12 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from dynalign.errors import DynalignError
-from dynalign.interfaces import Options, PolicyHandle, Rewarder
+from dynalign.interfaces import Options, PolicyHandle, Rewarder, as_conversation, with_system
 from dynalign.judging import completion_text, pillar_messages, pointwise_messages, prompt_text
 from dynalign_selfreward.signals import (
     contrast_context,
     contrast_scores,
     probability_scores,
-    user_turns,
     verdict_scores,
 )
 
@@ -146,7 +145,7 @@ class SelfRewarder(Rewarder):
         value = self.context.value
         reference = self.uses_reference
         if self.options.mode == "contrast":
-            turns = [user_turns(p) for p in prompts]
+            turns = [with_system(as_conversation(p, "user"), None) for p in prompts]
             answers: list[Any] = [completion_text(c) for c in completions]
             if completion_ids is not None and len(completion_ids) == len(answers):
                 answers = [list(ids) for ids in completion_ids]  # the exact sampled tokens, end token included

@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 from dynalign.interfaces import Conversation, GenerationParams, PolicyHandle, with_system
 from dynalign.judging import SCORE_PREFIX, expected_score, parse_score, score_choices
@@ -70,9 +69,3 @@ def contrast_scores(
         scores.append(total / len(v) if aggregation == "mean" and v else total)
     return scores
 
-
-def user_turns(prompt: Any) -> Conversation:
-    """A prompt as a conversation of its non-system turns (a plain string is one user turn)."""
-    if isinstance(prompt, str):
-        return [{"role": "user", "content": prompt}]
-    return with_system(list(prompt), None)
