@@ -2,6 +2,8 @@
 
 For each self-signal (default: the contrast signal and the probability-mode judge) and seed,
 runs `dynalign run` on the demo config with that signal, then measures:
+(`placebo` trains with the `random-reward` control instead: what training alone does to the
+numbers, the baseline every signal has to beat)
 - the signal's accuracy on the value's calibration and held-out pairs (base model);
 - efficacy before/after from eval/results.json: implicit-reward accuracy on the held-out pairs
   (per token and summed), unprompted preference accuracy of base and aligned, gap closed;
@@ -27,10 +29,11 @@ from typing import Any
 import tomllib
 
 ROOT = Path(__file__).resolve().parents[1]
-SIGNALS = {
-    "contrast-sum": {"mode": "contrast", "aggregation": "sum"},
-    "contrast-mean": {"mode": "contrast", "aggregation": "mean"},
-    "probability": {"mode": "probability"},
+SIGNALS = {  # signal -> (rewarder, its options)
+    "contrast-sum": ("self-reward", {"mode": "contrast", "aggregation": "sum"}),
+    "contrast-mean": ("self-reward", {"mode": "contrast", "aggregation": "mean"}),
+    "probability": ("self-reward", {"mode": "probability"}),
+    "placebo": ("random-reward", {}),
 }
 
 
@@ -47,7 +50,8 @@ def write_config(base: dict[str, Any], signal: str, seed: int, steps: int | None
     """The demo config with the signal, the seed, and IFEval left to the benchmark."""
     config = json.loads(json.dumps(base))
     config["seed"] = seed
-    config["rewarders"][0]["options"] = {**config["rewarders"][0].get("options", {}), **SIGNALS[signal]}
+    rewarder, options = SIGNALS[signal]
+    config["rewarders"] = [{"name": rewarder, "weight": 1.0, "options": options}]
     if steps:
         config["optimizer"]["options"]["max_steps"] = steps
     config["stages"] = [s for s in config.get("stages", []) if s["name"] != "report"]
@@ -84,7 +88,7 @@ def train(args: argparse.Namespace, signal: str, seed: int) -> Path:
 def main() -> None:
     """Train every (signal, seed), then measure base and aligned models and write the table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--signals", default="contrast-sum,probability")
+    parser.add_argument("--signals", default="contrast-sum,probability,placebo", help=f"Of: {', '.join(SIGNALS)}.")
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--steps", type=int, default=None, help="Override the demo's max_steps.")
     parser.add_argument("--config", type=Path, default=ROOT / "examples/configs/demo.toml")

@@ -57,7 +57,7 @@ def measure_and_report(args: Any, runs: dict[tuple[str, int], Path]) -> None:
     done: dict[str, Any] = json.loads(cache.read_text()) if cache.exists() else {}
     registry = load_registry()
     value = registry.get("value", "ca").obj
-    signals = sorted({s for s, _ in runs})
+    signals = sorted({s for s, _ in runs if s != "placebo"})  # the placebo is no self-signal
     if set(done.get("signals", {})) != set(signals):
         done["signals"] = signal_accuracies(value, registry, signals)
     rows = ifeval.load_rows(args.ifeval_path, args.ifeval_limit) if args.ifeval_path else []
@@ -110,10 +110,11 @@ def markdown(done: dict[str, Any], runs: dict[tuple[str, int], Path], n_ifeval: 
     base = done.get("models", {}).get("base", {})
     out += [
         "",
-        "| signal | seed | implicit reward, per token | summed | preference base -> aligned (per token) "
+        "| signal | seed | implicit reward, per token | summed | likelihood-adjusted "
+        "| preference base -> aligned (per token) "
         "| gap closed | greedy tokens (clipped) base -> aligned | train clipped first -> last "
         f"| IFEval strict ({n_ifeval}) base -> aligned | wall | peak |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for (signal, seed), run in sorted(runs.items()):
         efficacy = json.loads((run / "eval/results.json").read_text())["efficacy"]
@@ -131,6 +132,7 @@ def markdown(done: dict[str, Any], runs: dict[tuple[str, int], Path], n_ifeval: 
         out.append(
             f"| {signal} | {seed} | {_pct(pairs['implicit_reward_per_token'])} "
             f"| {_pct(pairs['implicit_reward_summed'])} "
+            f"| {_pct(pairs['implicit_reward_adjusted'])} "
             f"| {preference} "
             f"| {gap_text} | {style} | {train['clipped_first']:.0%} -> {train['clipped_last']:.0%} | {ife} "
             f"| {bench['seconds'] / 60:.1f} min | {bench['peak_gb']:.2f} GB |"

@@ -49,6 +49,8 @@ def test_implicit_reward_detects_a_model_made_to_prefer_the_better_answers():
     assert trained["implicit_reward_per_token"]["accuracy"] == 1.0
     assert trained["implicit_reward_per_token"]["ci95"][0] > 0.65
     assert trained["preference_aligned_per_token"]["accuracy"] > trained["preference_base_per_token"]["accuracy"]
+    assert trained["implicit_reward_adjusted"]["accuracy"] >= 0.9
+    assert trained["implicit_reward_adjusted"]["ci95"][0] > 0.65
 
 
 def test_implicit_reward_stays_at_chance_for_a_model_that_was_not():
@@ -58,6 +60,33 @@ def test_implicit_reward_stays_at_chance_for_a_model_that_was_not():
     low, high = drifted["implicit_reward_per_token"]["ci95"]
     assert 0.2 <= accuracy <= 0.8 and low < 0.5 < high
     assert drifted["preference_aligned_per_token"]["accuracy"] == drifted["preference_base_per_token"]["accuracy"]
+
+
+class FlatteningModel(LikelihoodModel):
+    """Better answers are the less likely ones (as on hard pairs); `temperature` > 1 scales every
+    log-probability towards zero, as a model that merely grew more random would."""
+
+    def __init__(self, temperature: float = 1.0, seed: int = 0) -> None:
+        super().__init__(seed=seed)
+        self.temperature = temperature
+
+    def completion_logprobs(self, conversations, completions):
+        rows = super().completion_logprobs(conversations, completions)
+        return [
+            [(lp - 0.6 * ("good" in answer)) / self.temperature for lp in row] for row, answer in zip(rows, completions)
+        ]
+
+
+def test_likelihood_adjusted_implicit_reward_is_not_fooled_by_a_flatter_model():
+    base = FlatteningModel(seed=0)
+    flatter = pair_metrics(
+        pair_logprobs(base, PAIRS), pair_logprobs(FlatteningModel(temperature=1.3, seed=3), PAIRS), 500
+    )
+    assert flatter["implicit_reward_per_token"]["accuracy"] == 1.0  # raw: fooled
+    adjusted = flatter["implicit_reward_adjusted"]
+    low, high = adjusted["ci95"]
+    assert 0.2 <= adjusted["accuracy"] <= 0.8 and low < 0.5 < high
+    assert adjusted["likelihood_slope"] < 0  # the less likely an answer was, the more it rose
 
 
 def test_gap_closed_is_full_when_the_weights_carry_the_system_prompt(ca_value):

@@ -3,6 +3,10 @@
 On the value's held-out labeled pairs (never used to choose anything):
   (a) implicit-reward accuracy: is log pi_aligned(y|x) - log pi_base(y|x) higher for the better
       answer than for the worse one? Per token (the headline: immune to length drift) and summed.
+      Likelihood-adjusted beside it: the better answers of hard pairs are usually the less likely
+      ones (specific, not generic), so a model that merely grew more random (flatter) raises them
+      more and "wins" without learning anything; the adjusted accuracy first removes the part of
+      each answer's change that its base likelihood predicts (a linear fit over all answers).
   (b) unprompted preference accuracy: is log pi(better|x) above log pi(worse|x), for the base
       and for the aligned model (no value system prompt in either)?
 On held-out prompts:
@@ -39,6 +43,41 @@ def pair_logprobs(model: ChatModel, pairs: Sequence[CalibrationPair]) -> list[tu
     return list(zip(logps[0::2], logps[1::2]))
 
 
+def _adjusted_outcomes(base_means: np.ndarray, changes: np.ndarray) -> list[float]:
+    """Pair outcomes of the change in per-token log-probability left after a least-squares fit
+    of change on base log-probability (rows: pairs; columns: better, worse)."""
+    design = np.column_stack([np.ones(base_means.size), base_means.ravel()])
+    coef, *_ = np.linalg.lstsq(design, changes.ravel(), rcond=None)
+    residual = (changes.ravel() - design @ coef).reshape(changes.shape)
+    return [pair_outcome(float(b), float(w)) for b, w in residual]
+
+
+def likelihood_adjusted(
+    base: list[tuple[list[float], list[float]]],
+    aligned: list[tuple[list[float], list[float]]],
+    resamples: int,
+    seed: int,
+) -> dict[str, Any]:
+    """Implicit-reward accuracy per token with the base likelihood's linear effect removed;
+    the fit is redone in every bootstrap resample of the pairs."""
+    base_means = np.array([[_mean(b), _mean(w)] for b, w in base])
+    changes = np.array([[_mean(ab), _mean(aw)] for ab, aw in aligned]) - base_means
+    outcomes = _adjusted_outcomes(base_means, changes)
+    rng = np.random.default_rng(seed)
+    draws = []
+    for _ in range(resamples):
+        rows = rng.integers(0, len(outcomes), len(outcomes))
+        draws.append(_mean(_adjusted_outcomes(base_means[rows], changes[rows])))
+    low, high = np.percentile(draws, [2.5, 97.5]) if draws else (float("nan"), float("nan"))
+    slope = np.polyfit(base_means.ravel(), changes.ravel(), 1)[0] if len(outcomes) > 1 else float("nan")
+    return {
+        "accuracy": _mean(outcomes),
+        "ci95": [float(low), float(high)],
+        "n": len(outcomes),
+        "likelihood_slope": float(slope),
+    }
+
+
 def pair_metrics(
     base: list[tuple[list[float], list[float]]],
     aligned: list[tuple[list[float], list[float]]],
@@ -60,6 +99,7 @@ def pair_metrics(
             "mean_margin_nats_per_token": _mean(margins),
         },
         "implicit_reward_summed": _accuracy(implicit(sum), resamples, seed),
+        "implicit_reward_adjusted": likelihood_adjusted(base, aligned, resamples, seed),
         "preference_base_per_token": _accuracy(preference(base, _mean), resamples, seed),
         "preference_aligned_per_token": _accuracy(preference(aligned, _mean), resamples, seed),
         "preference_base_summed": _accuracy(preference(base, sum), resamples, seed),
@@ -149,6 +189,10 @@ def summary(result: dict[str, Any]) -> str:
     if implicit:
         low, high = implicit["ci95"]
         parts.append(f"implicit-reward acc {implicit['accuracy']:.0%} [{low:.0%}, {high:.0%}] per token")
+        adjusted = result["pairs"].get("implicit_reward_adjusted")
+        if adjusted:
+            low, high = adjusted["ci95"]
+            parts.append(f"likelihood-adjusted {adjusted['accuracy']:.0%} [{low:.0%}, {high:.0%}]")
     gap = result.get("gap") or {}
     if "gap_closed" in gap:
         low, high = gap["ci95"]

@@ -32,6 +32,11 @@ def efficacy_section(page: Page, results: dict[str, Any], table: Any) -> None:
             "<p>Is log &pi;<sub>aligned</sub>(y|x) &minus; log &pi;<sub>base</sub>(y|x) higher for the better answer "
             "than for the worse one? No system prompt in either context; the pairs were never used to choose "
             "anything.</p>"
+            "<p>Likelihood-adjusted: the better answers of hard pairs are usually the <i>less</i> likely ones "
+            "(specific rather than generic), so a model that only grew more random would raise them more and "
+            "score above chance without learning the value. The adjusted accuracy first removes the part of "
+            "each answer's change that its base likelihood predicts; where the two disagree, trust the "
+            "adjusted one.</p>"
         )
         rows = [
             ("implicit reward, per token", _ci(implicit)),
@@ -41,13 +46,17 @@ def efficacy_section(page: Page, results: dict[str, Any], table: Any) -> None:
             ("unprompted preference, base (summed)", _ci(pairs["preference_base_summed"])),
             ("unprompted preference, aligned (summed)", _ci(pairs["preference_aligned_summed"])),
         ]
+        if "implicit_reward_adjusted" in pairs:  # absent from results written before it existed
+            rows.insert(2, ("implicit reward, likelihood-adjusted", _ci(pairs["implicit_reward_adjusted"])))
         page.add(table(rows, ("held-out pairs", "accuracy [95% CI]")))
         keys = [
             ("implicit\nper token", "implicit_reward_per_token"),
             ("implicit\nsummed", "implicit_reward_summed"),
+            ("implicit\nadjusted", "implicit_reward_adjusted"),
             ("preference\nbase", "preference_base_per_token"),
             ("preference\naligned", "preference_aligned_per_token"),
         ]
+        keys = [(label, key) for label, key in keys if key in pairs]
         png = charts.bars(
             [label for label, _ in keys],
             [pairs[k]["accuracy"] for _, k in keys],
