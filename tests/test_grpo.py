@@ -73,7 +73,7 @@ def test_cli_runs_grpo_end_to_end(tmp_path, tiny_model_dir, run_cli):
     assert state["rounds"]["0"]["steps"] == 3
 
 
-def _trainer(tiny_model_dir, tmp_path, value, exclude: bool):
+def _trainer(tiny_model_dir, tmp_path, value, exclude: bool, reward=None):
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -84,7 +84,9 @@ def _trainer(tiny_model_dir, tmp_path, value, exclude: bool):
     options = GRPOOptions(num_generations=2, max_steps=1, max_completion_length=4)
     return ValueContextGRPOTrainer(
         model=AutoModelForCausalLM.from_pretrained(tiny_model_dir),
-        reward_funcs=[lambda prompts, completions, **kw: [float(len(c[0]["content"])) for c in completions]],
+        reward_funcs=[
+            reward or (lambda prompts, completions, **kw: [float(len(c[0]["content"])) for c in completions])
+        ],
         args=build_grpo_config(options, tmp_path / "ckpt", 0, [1.0]),
         train_dataset=Dataset.from_list([{"prompt": [{"role": "user", "content": "Plan a street party."}]}] * 2),
         processing_class=tokenizer,
@@ -117,6 +119,46 @@ def test_context_correction_reweights_advantages(tiny_model_dir, tmp_path, ca_va
     weights = trainer._metrics["train"]["context/importance_weight"]
     assert len(weights) == 1 and 0.0 < weights[0] <= trainer.correction_clip
     assert batch["advantages"].shape == (2,)
+
+
+def _hand_logps(model, prompt_ids, completion_ids):
+    import torch
+
+    with torch.no_grad():
+        logits = model(torch.tensor([prompt_ids + completion_ids])).logits[0]
+    steps = torch.log_softmax(logits[len(prompt_ids) - 1 : -1].float(), dim=-1)
+    return steps.gather(1, torch.tensor(completion_ids)[:, None]).squeeze(1)
+
+
+def test_context_distillation_adds_the_per_token_value_context_gap(tiny_model_dir, tmp_path, ca_value):
+    from contextlib import nullcontext
+
+    import torch
+
+    # equal rewards: GRPO's own advantages are 0, so what remains is the distillation term alone
+    trainer, _ = _trainer(tiny_model_dir, tmp_path, ca_value, True, lambda prompts, completions, **kw: [1.0] * 2)
+    trainer.context_distillation = 0.5
+    trainer.reference_policy = lambda: nullcontext(trainer.model)  # initial = current, before any step
+    batch = trainer._generate_and_score_completions([{"prompt": [{"role": "user", "content": "Hi"}]}] * 2)
+    advantages, mask = batch["advantages"], batch["completion_mask"]
+    assert advantages.shape == batch["completion_ids"].shape
+    for row in range(2):
+        tokens = batch["completion_ids"][row][mask[row].bool()].tolist()
+        prompted = _hand_logps(trainer.model, trainer._generation_prompt_ids[row], tokens)
+        bare = _hand_logps(trainer.model, trainer.last_loss_prompt_ids[row], tokens)
+        assert torch.allclose(advantages[row][mask[row].bool()], 0.5 * (prompted - bare), atol=1e-4)
+        assert torch.all(advantages[row][~mask[row].bool()] == 0)
+    assert len(trainer._metrics["train"]["context/distill_gap"]) == 1
+    assert len(trainer._metrics["train"]["kl"]) == 1  # logged from the same policy pass
+
+
+def test_context_distillation_needs_the_prompt_out_of_the_loss():
+    from pydantic import ValidationError
+
+    from dynalign_grpo.options import GRPOOptions
+
+    with pytest.raises(ValidationError, match="context_distillation needs exclude_system_prompt"):
+        GRPOOptions(context_distillation=1.0, exclude_system_prompt=False)
 
 
 def _dynalign(*args: str, cwd: Path) -> subprocess.Popen:
@@ -159,13 +201,27 @@ def test_trl_logs_become_the_metrics_schema():
 
     row = schema_row(
         {
-            "loss": 0.1, "reward": 2.0, "frac_reward_zero_std": 0.25, "rewards/judge/mean": 2.0,
-            "self-reward/pillar/Knowledge": 3.0, "self-reward/unscorable_rate": 0.25, "judge/unscorable_rate": 0.5,
-            "self-reward/length_corr": 0.3, "completions/min_length": 4, "clip_ratio/low_mean": 0.0,
+            "loss": 0.1,
+            "reward": 2.0,
+            "frac_reward_zero_std": 0.25,
+            "rewards/judge/mean": 2.0,
+            "self-reward/pillar/Knowledge": 3.0,
+            "self-reward/unscorable_rate": 0.25,
+            "judge/unscorable_rate": 0.5,
+            "self-reward/length_corr": 0.3,
+            "completions/min_length": 4,
+            "clip_ratio/low_mean": 0.0,
         }
     )
     assert row == {
-        "loss": 0.1, "reward_mean": 2.0, "zero_std_fraction": 0.25, "judge/mean": 2.0, "pillar/Knowledge": 3.0,
-        "self-reward/unscorable_rate": 0.25, "judge/unscorable_rate": 0.5, "unscorable_rate": 0.5,
-        "self-reward/length_corr": 0.3, "length_reward_corr": 0.3,
+        "loss": 0.1,
+        "reward_mean": 2.0,
+        "zero_std_fraction": 0.25,
+        "judge/mean": 2.0,
+        "pillar/Knowledge": 3.0,
+        "self-reward/unscorable_rate": 0.25,
+        "judge/unscorable_rate": 0.5,
+        "unscorable_rate": 0.5,
+        "self-reward/length_corr": 0.3,
+        "length_reward_corr": 0.3,
     }

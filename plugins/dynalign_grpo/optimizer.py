@@ -83,6 +83,7 @@ class GRPOOptimizer(Optimizer):
             context_correction=opts.context_correction,
             correction_clip=opts.correction_clip,
             log_kl=opts.log_kl,
+            context_distillation=opts.context_distillation,
         )
         trainer.remove_callback(ProgressCallback)  # MetricsCallback shows a compact bar instead
         frozen = self._frozen_factory(trainer.model, base_path)

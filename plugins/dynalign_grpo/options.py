@@ -6,7 +6,7 @@ import warnings
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from dynalign.errors import ConfigError
 from dynalign.interfaces import Options
@@ -42,11 +42,23 @@ class GRPOOptions(Options):
         False, description="Reweight advantages by pi(y|x)/pi(y|system,x) (truncated) for the off-policy context."
     )
     correction_clip: float = Field(2.0, gt=1.0, description="Upper truncation of the context importance weight.")
+    context_distillation: float = Field(
+        0.0,
+        ge=0.0,
+        description="Weight of a per-token advantage log pi_initial(y_t|system,x) - log pi(y_t|x): dense credit "
+        "for the tokens the value prompt favours (0: plain GRPO; needs exclude_system_prompt).",
+    )
     log_kl: bool = Field(True, description="Log KL to the initial policy even when beta = 0 (one extra forward).")
     finetune: Literal["lora", "full"] = Field("lora", description="Train a LoRA adapter (CPU default) or all weights.")
     lora: LoraOptions = Field(default_factory=LoraOptions, description="LoRA settings (finetune = 'lora').")
     save_steps: int = Field(10, ge=1, description="Checkpoint every N steps.")
     trl: dict[str, Any] = Field(default_factory=dict, description="Further TRL GRPOConfig fields, passed through.")
+
+    @model_validator(mode="after")
+    def _distillation_needs_two_contexts(self) -> GRPOOptions:
+        if self.context_distillation > 0 and not self.exclude_system_prompt:
+            raise ValueError("context_distillation needs exclude_system_prompt = true")
+        return self
 
 
 OWNED = {

@@ -6,6 +6,13 @@ version): we generate from `[system] + prompt`, then hand back the token ids of 
 in the context a deployed model sees. The update is then off-policy with respect to that
 context; `context_correction` reweights each completion's advantage by the truncated
 sequence ratio pi(y | x) / pi(y | system, x).
+
+`context_distillation` (a weight, 0 = off) adds a per-token term to each completion token's
+advantage: log pi_initial(y_t | system, x, y_<t) - log pi(y_t | x, y_<t), how much likelier the
+value-prompted initial policy finds the token than the current policy does without the prompt.
+The sequence-level scores say which answer was better; this dense term says which tokens carry
+the value, and it fades as the weights learn what the prompt did (on-policy context
+distillation; TRL accepts (batch, tokens) advantages from subclasses).
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ class ValueContextGRPOTrainer(GRPOTrainer):
         context_correction: bool = False,
         correction_clip: float = 2.0,
         log_kl: bool = True,
+        context_distillation: float = 0.0,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
@@ -40,6 +48,7 @@ class ValueContextGRPOTrainer(GRPOTrainer):
         self.context_correction = context_correction and exclude_system_prompt
         self.correction_clip = correction_clip
         self.log_kl = log_kl
+        self.context_distillation = context_distillation if exclude_system_prompt else 0.0
         self.reference_policy: Any = None  # context factory yielding the initial policy (set by the optimizer)
         self.last_loss_prompt_ids: list[list[int]] = []
         self._generation_prompt_ids: list[list[int]] = []
@@ -59,8 +68,14 @@ class ValueContextGRPOTrainer(GRPOTrainer):
         batch = super()._generate_and_score_completions(inputs)
         if self.context_correction:
             self._reweight_advantages(batch)
-        if self.log_kl and self.beta == 0.0 and self.reference_policy is not None:
-            self._log_reference_kl(batch)
+        distill = self.context_distillation > 0 and self.reference_policy is not None
+        log_kl = self.log_kl and self.beta == 0.0 and self.reference_policy is not None
+        if distill or log_kl:
+            policy = self._completion_logps(self.model, self.last_loss_prompt_ids, batch)  # shared by both
+            if distill:
+                self._add_distillation_credit(batch, policy)
+            if log_kl:
+                self._log_reference_kl(batch, policy)
         return batch
 
     def _completion_logps(self, model: Any, prompt_ids: list[list[int]], batch: dict[str, Any]) -> torch.Tensor:
@@ -89,10 +104,23 @@ class ValueContextGRPOTrainer(GRPOTrainer):
         batch["advantages"] = batch["advantages"] * weights.to(batch["advantages"].dtype)
         self._metrics["train"]["context/importance_weight"].append(weights.mean().item())
 
-    def _log_reference_kl(self, batch: dict[str, Any]) -> None:
+    def _add_distillation_credit(self, batch: dict[str, Any], policy: torch.Tensor) -> None:
+        """advantage[t] += weight * (log pi_initial(y_t | system, x) - log pi(y_t | x)); logs the
+        mean per-token gap, which shrinks as the prompt's effect moves into the weights."""
+        mask = batch["completion_mask"]
+        with self.reference_policy() as reference:
+            prompted = self._completion_logps(reference, self._generation_prompt_ids, batch)
+        gap = (prompted - policy) * mask
+        advantages = batch["advantages"]
+        if advantages.dim() == 1:
+            advantages = advantages.unsqueeze(1)
+        batch["advantages"] = advantages + self.context_distillation * gap.to(advantages.dtype)
+        mean_gap = gap.sum() / mask.sum().clamp(min=1)
+        self._metrics["train"]["context/distill_gap"].append(self.accelerator.gather(mean_gap).mean().item())
+
+    def _log_reference_kl(self, batch: dict[str, Any], policy: torch.Tensor) -> None:
         """TRL's k3 estimate of KL(policy || initial policy) on the loss sequences, for logging only."""
         mask = batch["completion_mask"]
-        policy = self._completion_logps(self.model, self.last_loss_prompt_ids, batch)
         with self.reference_policy() as reference:
             initial = self._completion_logps(reference, self.last_loss_prompt_ids, batch)
         per_token = torch.exp(initial - policy) - (initial - policy) - 1
