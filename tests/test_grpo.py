@@ -152,6 +152,36 @@ def test_context_distillation_adds_the_per_token_value_context_gap(tiny_model_di
     assert len(trainer._metrics["train"]["kl"]) == 1  # logged from the same policy pass
 
 
+def test_reference_passes_a_contrast_rewarder_made_are_not_made_again(tiny_model_dir, tmp_path, ca_value, monkeypatch):
+    from contextlib import nullcontext
+
+    import torch
+
+    import dynalign_hf.textgen as textgen
+    from dynalign.interfaces import RunContext
+    from dynalign_hf.handle import HFPolicyHandle
+    from dynalign_selfreward.rewarder import SelfRewarder, SelfRewardOptions
+
+    rewarder = SelfRewarder(SelfRewardOptions(mode="contrast"), RunContext(value=ca_value, registry=None))
+    trainer, tokenizer = _trainer(tiny_model_dir, tmp_path, ca_value, True, rewarder)
+    trainer.reference_policy = lambda: nullcontext(trainer.model)  # initial = current, before any step
+    trainer.context_distillation = 1.0
+    trainer.policy_handle = HFPolicyHandle(trainer.model, tokenizer, trainer.reference_policy)
+    rewarder.bind_policy(trainer.policy_handle)
+    passes = []
+    real = textgen.completion_logprobs
+    monkeypatch.setattr(textgen, "completion_logprobs", lambda *a, **k: passes.append(1) or real(*a, **k))
+
+    batch = trainer._generate_and_score_completions([{"prompt": [{"role": "user", "content": "Hi"}]}] * 2)
+    assert len(passes) == 2  # the contrast's two; distillation and KL logging reused them
+    assert len(trainer._metrics["train"]["context/distill_gap"]) == len(trainer._metrics["train"]["kl"]) == 1
+    for context in ("generation", "loss"):
+        shared = trainer._reference_logps(context, batch)
+        trainer.policy_handle = None  # the trainer's own pass over the same tokens agrees
+        assert torch.allclose(shared, trainer._reference_logps(context, batch), atol=1e-4)
+        trainer.policy_handle = rewarder.policy
+
+
 def test_context_distillation_needs_the_prompt_out_of_the_loss():
     from pydantic import ValidationError
 

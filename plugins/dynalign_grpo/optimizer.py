@@ -89,6 +89,7 @@ class GRPOOptimizer(Optimizer):
         frozen = self._frozen_factory(trainer.model, base_path)
         trainer.reference_policy = frozen
         handle = request.policy.policy_handle(trainer.model, tokenizer, frozen)  # type: ignore[attr-defined]
+        trainer.policy_handle = handle  # reference passes the rewarders already made are not made again
         for weighted in request.rewarders:
             weighted.rewarder.bind_policy(handle)
         with warnings.catch_warnings():

@@ -50,17 +50,21 @@ class ValueContextGRPOTrainer(GRPOTrainer):
         self.log_kl = log_kl
         self.context_distillation = context_distillation if exclude_system_prompt else 0.0
         self.reference_policy: Any = None  # context factory yielding the initial policy (set by the optimizer)
+        self.policy_handle: Any = None  # the PolicyHandle rewarders score with (set by the optimizer)
         self.last_loss_prompt_ids: list[list[int]] = []
         self._generation_prompt_ids: list[list[int]] = []
+        self._conversations: dict[str, list[Any]] = {"generation": [], "loss": []}
 
     def _generate(self, prompts: list) -> tuple:
         generation_prompts = [with_system(p, self.value_system_prompt) for p in prompts]
         output = list(super()._generate(generation_prompts))
         self._generation_prompt_ids = [list(ids) for ids in output[0]]
+        self._conversations = {"generation": generation_prompts, "loss": generation_prompts}
         if self.exclude_system_prompt:
             loss_prompts = [with_system(p, self.loss_system_prompt) for p in copy.deepcopy(prompts)]
             loss_ids, _, _ = self._tokenize_prompts(loss_prompts)
             output[0] = [list(ids) for ids in loss_ids]
+            self._conversations["loss"] = loss_prompts
         self.last_loss_prompt_ids = [list(ids) for ids in output[0]]
         return tuple(output)
 
@@ -95,6 +99,23 @@ class ValueContextGRPOTrainer(GRPOTrainer):
             )
         return logps
 
+    def _reference_logps(self, context: str, batch: dict[str, Any]) -> torch.Tensor:
+        """Initial-policy log-probabilities of the batch's completions in the `generation` or
+        `loss` context. Asked through the policy handle when there is one: a rewarder that already
+        scored the same tokens in the same context (self-reward's contrast) has them remembered,
+        which saves a forward pass each."""
+        prompt_ids = self._generation_prompt_ids if context == "generation" else self.last_loss_prompt_ids
+        if self.policy_handle is None:
+            with self.reference_policy() as reference:
+                return self._completion_logps(reference, prompt_ids, batch)
+        mask = batch["completion_mask"].bool()
+        tokens = [row[keep].tolist() for row, keep in zip(batch["completion_ids"], mask)]
+        rows = self.policy_handle.completion_logprobs(self._conversations[context], tokens, reference=True)
+        logps = torch.zeros(mask.shape, dtype=torch.float32, device=mask.device)
+        for i, row in enumerate(rows):
+            logps[i, : len(row)] = torch.tensor(row, dtype=torch.float32)
+        return logps
+
     def _reweight_advantages(self, batch: dict[str, Any]) -> None:
         """advantage *= min(pi(y|x) / pi(y|system,x), clip); logs the mean weight."""
         mask = batch["completion_mask"]
@@ -108,9 +129,7 @@ class ValueContextGRPOTrainer(GRPOTrainer):
         """advantage[t] += weight * (log pi_initial(y_t | system, x) - log pi(y_t | x)); logs the
         mean per-token gap, which shrinks as the prompt's effect moves into the weights."""
         mask = batch["completion_mask"]
-        with self.reference_policy() as reference:
-            prompted = self._completion_logps(reference, self._generation_prompt_ids, batch)
-        gap = (prompted - policy) * mask
+        gap = (self._reference_logps("generation", batch) - policy) * mask
         advantages = batch["advantages"]
         if advantages.dim() == 1:
             advantages = advantages.unsqueeze(1)
@@ -121,8 +140,7 @@ class ValueContextGRPOTrainer(GRPOTrainer):
     def _log_reference_kl(self, batch: dict[str, Any], policy: torch.Tensor) -> None:
         """TRL's k3 estimate of KL(policy || initial policy) on the loss sequences, for logging only."""
         mask = batch["completion_mask"]
-        with self.reference_policy() as reference:
-            initial = self._completion_logps(reference, self.last_loss_prompt_ids, batch)
+        initial = self._reference_logps("loss", batch)
         per_token = torch.exp(initial - policy) - (initial - policy) - 1
         kl = (per_token * mask).sum() / mask.sum().clamp(min=1)
         self._metrics["train"]["kl"].append(self.accelerator.gather(kl).mean().item())
