@@ -2,8 +2,9 @@
 
 For each self-signal (default: the contrast signal and the probability-mode judge) and seed,
 runs `dynalign run` on the demo config with that signal, then measures:
-(`placebo` trains with the `random-reward` control instead: what training alone does to the
-numbers, the baseline every signal has to beat)
+(`placebo` trains with the `random-reward` control and no dense value credit: what training
+alone does to the numbers, the baseline every signal has to beat; `placebo-dense` and
+`contrast-sum-sequence-only` are the two ablations of the demo's recipe)
 - the signal's accuracy on the value's calibration and held-out pairs (base model);
 - efficacy before/after from eval/results.json: implicit-reward accuracy on the held-out pairs
   (per token and summed), unprompted preference accuracy of base and aligned, gap closed;
@@ -29,11 +30,15 @@ from typing import Any
 import tomllib
 
 ROOT = Path(__file__).resolve().parents[1]
-SIGNALS = {  # signal -> (rewarder, its options)
-    "contrast-sum": ("self-reward", {"mode": "contrast", "aggregation": "sum"}),
-    "contrast-mean": ("self-reward", {"mode": "contrast", "aggregation": "mean"}),
-    "probability": ("self-reward", {"mode": "probability"}),
-    "placebo": ("random-reward", {}),
+SIGNALS = {  # signal -> (rewarder, its options, optimizer options changed from the demo's)
+    "contrast-sum": ("self-reward", {"mode": "contrast", "aggregation": "sum"}, {}),
+    "contrast-mean": ("self-reward", {"mode": "contrast", "aggregation": "mean"}, {}),
+    "probability": ("self-reward", {"mode": "probability"}, {}),
+    # ablations: the sequence-level contrast without dense value credit, and dense credit alone
+    "contrast-sum-sequence-only": ("self-reward", {"mode": "contrast"}, {"context_distillation": 0}),
+    "placebo-dense": ("random-reward", {}, {}),
+    # the control: training with scores that mean nothing, nothing else to learn from
+    "placebo": ("random-reward", {}, {"context_distillation": 0}),
 }
 
 
@@ -46,18 +51,32 @@ def toml_value(value: Any) -> str:
     return json.dumps(value)
 
 
-def write_config(base: dict[str, Any], signal: str, seed: int, steps: int | None, path: Path) -> None:
-    """The demo config with the signal, the seed, and IFEval left to the benchmark."""
+def settings(pairs: list[str]) -> dict[str, Any]:
+    """`KEY=VALUE` arguments as options (a value is read as JSON where it parses, else text)."""
+    out = {}
+    for pair in pairs:
+        key, _, text = pair.partition("=")
+        try:
+            out[key] = json.loads(text)
+        except json.JSONDecodeError:
+            out[key] = text
+    return out
+
+
+def write_config(base: dict[str, Any], signal: str, seed: int, args: argparse.Namespace, path: Path) -> None:
+    """The demo config with the signal, the seed, the overrides, and IFEval left to the benchmark."""
     config = json.loads(json.dumps(base))
     config["seed"] = seed
-    rewarder, options = SIGNALS[signal]
+    rewarder, options, optimizer = SIGNALS[signal]
     config["rewarders"] = [{"name": rewarder, "weight": 1.0, "options": options}]
-    if steps:
-        config["optimizer"]["options"]["max_steps"] = steps
+    config["optimizer"]["options"].update({**settings(args.optimizer), **optimizer})  # a control stays one
+    if args.steps:
+        config["optimizer"]["options"]["max_steps"] = args.steps
     config["stages"] = [s for s in config.get("stages", []) if s["name"] != "report"]
     for stage in config["stages"]:
         if stage["name"] == "eval":
             stage.setdefault("options", {}).pop("ifeval_path", None)
+            stage["options"].update({"efficacy_split": args.split, **settings(args.eval)})
     lines = [f"{k} = {toml_value(v)}" for k, v in config.items() if not isinstance(v, dict | list)]
     for table in ("policy", "prompts", "optimizer"):
         lines += [f"\n[{table}]"] + [f"{k} = {toml_value(v)}" for k, v in config[table].items()]
@@ -73,7 +92,7 @@ def train(args: argparse.Namespace, signal: str, seed: int) -> Path:
     if (run / "eval" / "results.json").exists() and (run / "bench.json").exists():
         return run
     config = args.out / f"{signal}-s{seed}.toml"
-    write_config(tomllib.loads(args.config.read_text()), signal, seed, args.steps, config)
+    write_config(tomllib.loads(args.config.read_text()), signal, seed, args, config)
     command = ["/usr/bin/time", "-f", "%e %M", sys.executable, "-m", "dynalign.cli", "run", str(config)]
     command += ["--out", str(run)] + (["--resume"] if (run / "config.json").exists() else [])
     print(f"bench: {signal} seed {seed}", flush=True)
@@ -91,6 +110,14 @@ def main() -> None:
     parser.add_argument("--signals", default="contrast-sum,probability,placebo", help=f"Of: {', '.join(SIGNALS)}.")
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--steps", type=int, default=None, help="Override the demo's max_steps.")
+    parser.add_argument("--optimizer", action="append", default=[], metavar="KEY=VALUE", help="Optimizer option.")
+    parser.add_argument("--eval", action="append", default=[], metavar="KEY=VALUE", help="Eval stage option.")
+    parser.add_argument(
+        "--split",
+        choices=("held_out", "calibration"),
+        default="held_out",
+        help="Measure efficacy on the held-out pairs (results), or on the calibration pairs (choosing settings).",
+    )
     parser.add_argument("--config", type=Path, default=ROOT / "examples/configs/demo.toml")
     parser.add_argument("--out", type=Path, default=ROOT / "runs/bench-efficacy")
     parser.add_argument("--ifeval-path", default=os.environ.get("DYNALIGN_IFEVAL_PATH"))

@@ -14,6 +14,7 @@ from dynalign.interfaces import GenerationParams
 from dynalign.plugins import load_registry
 from dynalign_eval import ifeval
 from dynalign_hf.backend import HFChatModel, HFOptions
+from dynalign_selfreward.rewarder import SIGNALS as SELF_SIGNALS
 from dynalign_selfreward.rewarder import SelfRewarder, SelfRewardOptions
 
 
@@ -22,16 +23,35 @@ def _pct(summary: dict[str, Any]) -> str:
     return f"{summary['accuracy']:.0%} [{low:.0%}, {high:.0%}]"
 
 
+# An unrelated system prompt about as long as CA's: how much of the contrast is any system prompt?
+NEUTRAL_PROMPT = (
+    "You are a helpful assistant working at the front desk of a public library in a mid-sized town. The "
+    "library opens at nine in the morning and closes at six in the evening on weekdays, with shorter hours on "
+    "Saturdays. It has a reading room on the second floor, a children's corner near the entrance, public "
+    "computers, a photocopier and a small cafe. Visitors may borrow up to ten items at a time for three weeks."
+)
+SPECIFICITY = {  # diagnostic row -> (system prompt of the value, self-reward options)
+    "contrast-sum, neutral prompt instead of the value's": ("neutral", {"mode": "contrast"}),
+    "contrast-sum, value's prompt against the neutral one": (
+        "value",
+        {"mode": "contrast", "contrast_context": "counter", "counter_prompt": NEUTRAL_PROMPT},
+    ),
+}
+
+
 def signal_accuracies(value: Any, registry: Any, names: list[str]) -> dict[str, dict[str, Any]]:
-    """Each signal's accuracy on the calibration and on the held-out pairs (base model)."""
+    """Each signal's accuracy on the calibration and on the held-out pairs (base model), and the
+    specificity rows: the contrast with a neutral system prompt in place of, or against, the value's."""
     handle = HFChatModel(HFOptions()).policy_handle()
     variants = SelfRewarder(SelfRewardOptions(mode="probability"), RunContext(value, registry)).signal_variants()
+    signals = {name: variants[name] for name in names}
+    for row, (prompt, options) in SPECIFICITY.items():
+        spec = value if prompt == "value" else value.model_copy(update={"system_prompt": NEUTRAL_PROMPT})
+        signals[row] = SelfRewarder(SelfRewardOptions(**options), RunContext(spec, registry))
     out = {}
-    for name in names:
-        variants[name].bind_policy(handle)
-        out[name] = {
-            split: measure_signal(variants[name], getattr(value, split)) for split in ("calibration", "held_out")
-        }
+    for name, signal in signals.items():
+        signal.bind_policy(handle)
+        out[name] = {split: measure_signal(signal, getattr(value, split)) for split in ("calibration", "held_out")}
     return out
 
 
@@ -57,8 +77,8 @@ def measure_and_report(args: Any, runs: dict[tuple[str, int], Path]) -> None:
     done: dict[str, Any] = json.loads(cache.read_text()) if cache.exists() else {}
     registry = load_registry()
     value = registry.get("value", "ca").obj
-    signals = sorted({s for s, _ in runs if s != "placebo"})  # the placebo is no self-signal
-    if set(done.get("signals", {})) != set(signals):
+    signals = sorted({s for s, _ in runs if s in SELF_SIGNALS})  # placebos and ablations: no new self-signal
+    if set(done.get("signals", {})) != set(signals) | set(SPECIFICITY):
         done["signals"] = signal_accuracies(value, registry, signals)
     rows = ifeval.load_rows(args.ifeval_path, args.ifeval_limit) if args.ifeval_path else []
     first = next(iter(runs.values()))

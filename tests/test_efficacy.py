@@ -9,7 +9,7 @@ import pytest
 
 from dynalign.interfaces import ChatModel
 from dynalign.values import CalibrationPair
-from dynalign_eval.efficacy import efficacy, gap_closed, pair_logprobs, pair_metrics
+from dynalign_eval.efficacy import efficacy, gap_closed, pair_logprobs, pair_metrics, summary
 
 PAIRS = [
     CalibrationPair(prompt=f"question {i}", better=f"a careful good answer {i}", worse=f"a vague weak answer {i}")
@@ -125,3 +125,30 @@ def test_efficacy_reports_both_sections_and_skips_without_pairs(ca_value):
         say=lambda line: None,
     )
     assert "skipped" in empty["pairs"] and "skipped" in empty["gap"]
+
+
+def test_efficacy_on_calibration_data_leaves_the_held_out_pairs_unseen(ca_value):
+    seen = []
+
+    class Recording(LikelihoodModel):
+        def completion_logprobs(self, conversations, completions):
+            seen.extend(completions)
+            return super().completion_logprobs(conversations, completions)
+
+    calibration = tuple(PAIRS[:8])
+    value = ca_value.model_copy(update={"calibration": calibration, "held_out": tuple(PAIRS[8:])})
+    result = efficacy(
+        value,
+        Recording(),
+        Recording(bonus=0.3),
+        [],
+        split="calibration",
+        samples=2,
+        max_new_tokens=8,
+        resamples=200,
+        seed=0,
+        say=lambda line: None,
+    )
+    assert result["split"] == "calibration" and result["n_pairs"] == 8
+    assert not {p.better for p in PAIRS[8:]} & set(seen)
+    assert summary(result).startswith("on CALIBRATION data")

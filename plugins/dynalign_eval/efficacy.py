@@ -13,6 +13,8 @@ On held-out prompts:
   (c) gap closed: samples y ~ pi_base(.|system, x) estimate KL(pi_base(.|system,x) || pi(.|x));
       1 - KL(aligned) / KL(base) is the share of the system prompt's effect now in the weights.
 Every number comes with a bootstrap 95% interval (pairs, or prompts for (c), resampled).
+While settings are being chosen, `split = "calibration"` measures all three on the calibration
+pairs and their prompts instead, so the held-out pairs stay unseen until the final measurement.
 """
 
 from __future__ import annotations
@@ -159,26 +161,28 @@ def efficacy(
     aligned: ChatModel,
     prompts: Sequence[str],
     *,
+    split: str = "held_out",
     samples: int,
     max_new_tokens: int,
     resamples: int,
     seed: int,
     say: Callable[[str], None],
 ) -> dict[str, Any]:
-    """(a), (b) on `value.held_out` (skipped with a reason if it has none) and (c) on `prompts`."""
-    out: dict[str, Any] = {}
-    pairs = list(value.held_out)
+    """(a), (b) on the value's `split` pairs, `held_out` unless settings are being chosen on
+    `calibration` (skipped with a reason if there are none), and (c) on `prompts`."""
+    out: dict[str, Any] = {"split": split}
+    pairs = list(getattr(value, split))
     if pairs:
-        say(f"eval: efficacy on {len(pairs)} held-out labeled pairs (log-likelihoods, base and aligned)")
+        say(f"eval: efficacy on {len(pairs)} {split} labeled pairs (log-likelihoods, base and aligned)")
         out["pairs"] = pair_metrics(pair_logprobs(base, pairs), pair_logprobs(aligned, pairs), resamples, seed)
         out["n_pairs"] = len(pairs)
     else:
-        out["pairs"] = {"skipped": f"value {value.name!r} has no held_out pairs"}
+        out["pairs"] = {"skipped": f"value {value.name!r} has no {split} pairs"}
     if prompts:
-        say(f"eval: gap closed on {len(prompts)} held-out prompts x {samples} samples")
+        say(f"eval: gap closed on {len(prompts)} {split.replace('_', '-')} prompts x {samples} samples")
         out["gap"] = gap_closed(value, base, aligned, prompts, samples, max_new_tokens, resamples, seed)
     else:
-        out["gap"] = {"skipped": "no held-out prompts"}
+        out["gap"] = {"skipped": f"no {split.replace('_', '-')} prompts"}
     return out
 
 
@@ -186,6 +190,8 @@ def summary(result: dict[str, Any]) -> str:
     """Headline efficacy numbers as one line fragment."""
     parts = []
     implicit = (result.get("pairs") or {}).get("implicit_reward_per_token")
+    if result.get("split") == "calibration":
+        parts.append("on CALIBRATION data (choosing settings)")
     if implicit:
         low, high = implicit["ci95"]
         parts.append(f"implicit-reward acc {implicit['accuracy']:.0%} [{low:.0%}, {high:.0%}] per token")

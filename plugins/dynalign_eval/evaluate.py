@@ -120,14 +120,18 @@ def evaluate(
 
         if not options.efficacy:
             return {"skipped": "efficacy = false"}
-        prompts = run_dir.read_prompts()
-        held_out = [r.prompt for r in (prompts.held_out if prompts else [])][: options.efficacy_prompts]
+        if options.efficacy_split == "calibration":  # every other pair: prompts the policy never trained on
+            gap_prompts = [p.prompt for p in context.value.calibration[::2]]
+        else:
+            prompts = run_dir.read_prompts()
+            gap_prompts = [r.prompt for r in (prompts.held_out if prompts else [])]
         try:
             return efficacy(
                 context.value,
                 base,
                 aligned,
-                held_out,
+                gap_prompts[: options.efficacy_prompts],
+                split=options.efficacy_split,
                 samples=options.efficacy_samples,
                 max_new_tokens=options.efficacy_max_new_tokens,
                 resamples=options.bootstrap,

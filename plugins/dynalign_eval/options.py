@@ -33,7 +33,12 @@ class EvalOptions(Options):
     seed: int = 0
     judge_check: bool = Field(True, description="Also run judge-check with the eval judge.")
     efficacy: bool = Field(True, description="Implicit-reward and preference accuracy on held-out pairs, gap closed.")
-    efficacy_prompts: int | None = Field(8, ge=1, description="Held-out prompts for gap closed (none: all).")
+    efficacy_split: Literal["held_out", "calibration"] = Field(
+        "held_out",
+        description="Labeled pairs and gap-closed prompts to measure on: held_out (evaluation), or calibration "
+        "(while choosing settings, so the held-out pairs stay unseen).",
+    )
+    efficacy_prompts: int | None = Field(8, ge=1, description="Prompts for gap closed (none: all).")
     efficacy_samples: int = Field(4, ge=1, description="Samples per prompt from the system-prompted base model.")
     efficacy_max_new_tokens: int = Field(64, ge=1, description="Length of those samples.")
     ifeval: bool = Field(True, description="Run IFEval on both models.")

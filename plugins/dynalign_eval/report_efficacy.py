@@ -24,14 +24,20 @@ def efficacy_section(page: Page, results: dict[str, Any], table: Any) -> None:
         page.add("<p class='muted'>Not evaluated.</p>")
         return
     pairs, gap = found.get("pairs") or {}, found.get("gap") or {}
+    held_out = found.get("split", "held_out") == "held_out"
+    where = "held-out" if held_out else "calibration"
+    unused = (
+        "the pairs were never used to choose anything."
+        if held_out
+        else "<b>calibration</b> pairs and prompts: for choosing settings, not a result."
+    )
     if "implicit_reward_per_token" in pairs:
         implicit = pairs["implicit_reward_per_token"]
         page.add(
             f"<p class='headline'>implicit-reward accuracy {_ci(implicit)} <span class='muted'>per token, "
-            f"{found.get('n_pairs')} held-out labeled pairs (chance 50%)</span></p>"
+            f"{found.get('n_pairs')} {where} labeled pairs (chance 50%)</span></p>"
             "<p>Is log &pi;<sub>aligned</sub>(y|x) &minus; log &pi;<sub>base</sub>(y|x) higher for the better answer "
-            "than for the worse one? No system prompt in either context; the pairs were never used to choose "
-            "anything.</p>"
+            f"than for the worse one? No system prompt in either context; {unused}</p>"
             "<p>Likelihood-adjusted: the better answers of hard pairs are usually the <i>less</i> likely ones "
             "(specific rather than generic), so a model that only grew more random would raise them more and "
             "score above chance without learning the value. The adjusted accuracy first removes the part of "
@@ -48,7 +54,7 @@ def efficacy_section(page: Page, results: dict[str, Any], table: Any) -> None:
         ]
         if "implicit_reward_adjusted" in pairs:  # absent from results written before it existed
             rows.insert(2, ("implicit reward, likelihood-adjusted", _ci(pairs["implicit_reward_adjusted"])))
-        page.add(table(rows, ("held-out pairs", "accuracy [95% CI]")))
+        page.add(table(rows, (f"{where} pairs", "accuracy [95% CI]")))
         keys = [
             ("implicit\nper token", "implicit_reward_per_token"),
             ("implicit\nsummed", "implicit_reward_summed"),
@@ -61,9 +67,9 @@ def efficacy_section(page: Page, results: dict[str, Any], table: Any) -> None:
             [label for label, _ in keys],
             [pairs[k]["accuracy"] for _, k in keys],
             [tuple(pairs[k]["ci95"]) for _, k in keys],
-            "held-out pair accuracy (95% CI; dashed: chance)",
+            f"{where} pair accuracy (95% CI; dashed: chance)",
         )
-        page.add(f"<div class='figs'>{page.figure('efficacy', png, 'held-out pair accuracies')}</div>")
+        page.add(f"<div class='figs'>{page.figure('efficacy', png, f'{where} pair accuracies')}</div>")
     elif pairs:
         page.add(f"<p class='muted'>{html.escape(str(pairs.get('skipped') or pairs.get('error')))}</p>")
     if "gap_closed" in gap:
@@ -71,7 +77,7 @@ def efficacy_section(page: Page, results: dict[str, Any], table: Any) -> None:
         page.add(
             f"<p><b>Gap closed {gap['gap_closed']:.1%}</b> <span class='muted'>95% CI [{low:.1%}, {high:.1%}]</span>: "
             f"KL(&pi;<sub>base</sub>(&middot;|system,x) &#8741; &pi;(&middot;|x)) fell from {gap['kl_base_nats']:.2f} "
-            f"(base) to {gap['kl_aligned_nats']:.2f} nats (aligned), on {gap['n_prompts']} held-out prompts "
+            f"(base) to {gap['kl_aligned_nats']:.2f} nats (aligned), on {gap['n_prompts']} {where} prompts "
             f"&times; {gap['samples_per_prompt']} samples of {gap['max_new_tokens']} tokens.</p>"
         )
 
