@@ -128,7 +128,8 @@ def main() -> None:
     parser.add_argument("--measure-only", action="store_true", help="Report the finished runs in --out; train none.")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    pairs = [(signal, int(seed)) for signal in args.signals.split(",") for seed in args.seeds.split(",")]
+    # seed-major: a stopped benchmark has every signal at its first seeds
+    pairs = [(signal, int(seed)) for seed in args.seeds.split(",") for signal in args.signals.split(",")]
     if args.measure_only:
         runs = {
             (s, seed): args.out / f"{s}-s{seed}" for s, seed in pairs if (args.out / f"{s}-s{seed}/bench.json").exists()

@@ -129,7 +129,7 @@ name = "self-reward"
 options = { mode = "auto" }
 [optimizer]
 name = "grpo"
-options = { num_generations = 4, prompts_per_step = 2, max_steps = 12, max_completion_length = 48, save_steps = 12, learning_rate = 2e-4 }
+options = { num_generations = 4, prompts_per_step = 2, max_steps = 12, max_completion_length = 48, save_steps = 12, learning_rate = 3e-4, context_distillation = 3.0 }
 """
 
 
