@@ -68,7 +68,12 @@ def test_agents_revise_after_reading_each_other(server, ca_value, dynalign_regis
     metrics = rewarder.pop_metrics()
     assert metrics["negotiation/rounds_mean"] == 2 and metrics["negotiation/agreement_rate"] == 1.0
     assert metrics["negotiation/calls_per_candidate"] == 8 and metrics["negotiation/score/power"] == 3.0
-    rebuttal = server.requests[-1]["body"]["messages"][-1]["content"]
+    # Agents are asked concurrently, so find the power agent's second-round request by who sent it.
+    rebuttal = next(
+        r["body"]["messages"][-1]["content"]
+        for r in server.requests
+        if len(r["body"]["messages"]) > 2 and agent_of(r["body"]["messages"]) == "power"
+    )
     assert re.search(r"knowledge \(score 5\):\n<argument-[0-9a-f]+\d>", rebuttal)
     assert "From my side,\n</argument-" in rebuttal  # an argument quoting a score cannot pose as a verdict
 
