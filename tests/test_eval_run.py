@@ -126,3 +126,16 @@ def test_without_an_ifeval_path_offline_it_says_so_in_one_line_and_goes_on(
     said = [line for line in result.stdout.splitlines() if "IFEval" in line]
     assert len(said) == 1 and said[0].startswith("eval: IFEval skipped: cannot load the dataset google/IFEval")
     assert "DYNALIGN_IFEVAL_PATH" in said[0]
+
+
+def test_efficacy_on_calibration_data_says_so_and_spreads_its_prompts(tmp_path, tiny_model_dir, run_cli, ca_value):
+    options = {**QUICK, "ifeval": False, "efficacy_split": "calibration", "efficacy_prompts": 4, "efficacy_samples": 1}
+    run = make_run_dir(
+        tmp_path / "run", tiny_model_dir, tiny_model_dir, held_out=2, stages=[{"name": "eval", "options": options}]
+    )
+    result = run_cli("eval", run.root, "--limit", "2")
+    assert result.exit_code == 0, result.stderr
+    efficacy = json.loads(run.path("eval/results.json").read_text())["efficacy"]
+    assert efficacy["split"] == "calibration" and efficacy["n_pairs"] == len(ca_value.calibration)
+    assert efficacy["gap"]["n_prompts"] == 4
+    assert "on CALIBRATION data (choosing settings)" in result.stdout

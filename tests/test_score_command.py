@@ -66,7 +66,11 @@ def test_plain_string_rows_reach_the_rewarder_as_conversations(scoring, run_cli)
     assert [r["reward"] for r in scored] == [2.0, 3.0, 1.0]
     assert scored[0]["prompt"] == "Say hi" and scored[0]["completion"] == "hi there"  # rows written as given
     # the same keys as a training run's metrics: <rewarder>/mean, <rewarder>/<diagnostic>, reward_mean
-    assert json.loads(result.stdout.splitlines()[-1]) == {"length/mean": 2.0, "length/rows_seen": 3.0, "reward_mean": 2.0}
+    assert json.loads(result.stdout.splitlines()[-1]) == {
+        "length/mean": 2.0,
+        "length/rows_seen": 3.0,
+        "reward_mean": 2.0,
+    }
 
 
 def test_a_rewarder_exception_is_one_line_naming_rewarder_and_row(scoring, run_cli):

@@ -149,7 +149,9 @@ def test_a_short_auto_run_picks_contrast_and_moves_the_value_prompt_into_the_wei
     assert "self-reward auto: chose contrast-sum" in result.stdout
     value = load_registry().get("value", "ca").obj
     base, aligned = HFChatModel(HFOptions()), HFChatModel(HFOptions(model=str(tmp_path / "run/rounds/0/model")))
-    prompts = [json.loads(line)["prompt"] for line in (tmp_path / "run/prompts/held_out.jsonl").read_text().splitlines()]
+    prompts = [
+        json.loads(line)["prompt"] for line in (tmp_path / "run/prompts/held_out.jsonl").read_text().splitlines()
+    ]
     gap = gap_closed(value, base, aligned, prompts, samples=4, max_new_tokens=48, resamples=500)
     # the policy without the system prompt moved toward itself with it: KL to the prompted base fell
     assert gap["kl_aligned_nats"] < gap["kl_base_nats"] and gap["ci95"][0] > 0, gap

@@ -120,8 +120,9 @@ def evaluate(
 
         if not options.efficacy:
             return {"skipped": "efficacy = false"}
-        if options.efficacy_split == "calibration":  # every other pair: prompts the policy never trained on
-            gap_prompts = [p.prompt for p in context.value.calibration[::2]]
+        if options.efficacy_split == "calibration":  # spread over the file: pairs are grouped by pillar
+            calibration = [p.prompt for p in context.value.calibration]
+            gap_prompts = calibration[:: max(1, len(calibration) // (options.efficacy_prompts or len(calibration)))]
         else:
             prompts = run_dir.read_prompts()
             gap_prompts = [r.prompt for r in (prompts.held_out if prompts else [])]

@@ -68,4 +68,3 @@ def contrast_scores(
         total = sum(v) - sum(b)
         scores.append(total / len(v) if aggregation == "mean" and v else total)
     return scores
-
