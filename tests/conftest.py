@@ -11,7 +11,7 @@ import pytest
 # Nothing in the tests may download: the Hugging Face libraries read these when first imported.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
-# The local IFEval copy the tests and CI use (a user's clone loads google/IFEval instead).
+# The local IFEval copy the tests and CI use (a user's clone has none: IFEval is skipped there).
 IFEVAL_DATA = Path(
     os.environ.get("DYNALIGN_IFEVAL_PATH")
     or Path(__file__).resolve().parents[2] / "shared/data/ifeval/input_data.jsonl"

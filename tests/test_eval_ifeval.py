@@ -63,9 +63,11 @@ def test_shared_ifeval_data_loads_with_limit():
     assert out["n_instructions"] == sum(len(r["instruction_id_list"]) for r in rows)
 
 
-def test_source_is_the_option_then_the_variable_then_the_hub(monkeypatch):
+def test_source_is_the_option_then_the_variable_and_never_the_hub_unasked(monkeypatch):
     monkeypatch.delenv("DYNALIGN_IFEVAL_PATH", raising=False)
-    assert ifeval.default_source(None) == "hub:google/IFEval"
+    with pytest.raises(ifeval.HubUnavailable, match="set ifeval_path or DYNALIGN_IFEVAL_PATH"):
+        ifeval.default_source(None)
+    assert ifeval.default_source("hub:google/IFEval") == "hub:google/IFEval"
     monkeypatch.setenv("DYNALIGN_IFEVAL_PATH", "/data/ifeval.jsonl")
     assert ifeval.default_source(None) == "/data/ifeval.jsonl"
     assert ifeval.default_source("mine.jsonl") == "mine.jsonl"

@@ -111,10 +111,9 @@ def test_offline_lm_eval_task_fails_in_one_line(tmp_path, tiny_model_dir, run_cl
     assert data["win_rate"]["n"] == 1
 
 
-def test_without_an_ifeval_path_offline_it_says_so_in_one_line_and_goes_on(
-    tmp_path, tiny_model_dir, run_cli, monkeypatch
-):
-    monkeypatch.delenv("DYNALIGN_IFEVAL_PATH", raising=False)  # no local copy: the hub, offline in tests
+def test_without_an_ifeval_path_it_says_so_in_one_line_and_goes_on(tmp_path, tiny_model_dir, run_cli, monkeypatch):
+    monkeypatch.delenv("DYNALIGN_IFEVAL_PATH", raising=False)
+    monkeypatch.setattr("datasets.load_dataset", lambda *a, **k: pytest.fail("IFEval must not be downloaded unasked"))
     run = make_run_dir(
         tmp_path / "run", tiny_model_dir, tiny_model_dir, held_out=2, stages=[{"name": "eval", "options": QUICK}]
     )
@@ -122,10 +121,10 @@ def test_without_an_ifeval_path_offline_it_says_so_in_one_line_and_goes_on(
     assert result.exit_code == 0, result.stderr
     data = json.loads(run.path("eval/results.json").read_text())
     assert data["status"] == "complete" and data["errors"] == {} and data["win_rate"]["n"] == 1
-    assert data["ifeval"]["skipped"].startswith("cannot load the dataset google/IFEval from the Hugging Face hub")
+    assert data["ifeval"]["skipped"].startswith("no local IFEval data")
     said = [line for line in result.stdout.splitlines() if "IFEval" in line]
-    assert len(said) == 1 and said[0].startswith("eval: IFEval skipped: cannot load the dataset google/IFEval")
-    assert "DYNALIGN_IFEVAL_PATH" in said[0]
+    assert len(said) == 1 and said[0].startswith("eval: IFEval skipped: no local IFEval data")
+    assert "DYNALIGN_IFEVAL_PATH" in said[0] and "hub:google/IFEval" in said[0]
 
 
 def test_efficacy_on_calibration_data_says_so_and_spreads_its_prompts(tmp_path, tiny_model_dir, run_cli, ca_value):

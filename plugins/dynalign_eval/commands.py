@@ -52,7 +52,7 @@ def eval_command(
     limit: Annotated[int | None, typer.Option(help="At most N held-out, IFEval and task prompts (quick runs).")] = None,
     judge: JudgeOption = None,
     judge_mode: Annotated[JudgeMode | None, typer.Option(help="auto, probs or generate.")] = None,
-    ifeval: Annotated[str | None, typer.Option(help="IFEval input_data.jsonl (or hub:google/IFEval).")] = None,
+    ifeval: Annotated[str | None, typer.Option(help="IFEval input_data.jsonl (hub:google/IFEval downloads).")] = None,
     task: Annotated[list[str] | None, typer.Option(help="Further lm-eval task (repeatable).")] = None,
     max_new_tokens: Annotated[int | None, typer.Option(help="Answer length for win-rate prompts.")] = None,
 ) -> None:

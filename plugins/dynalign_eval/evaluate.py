@@ -39,8 +39,8 @@ def _ifeval(run_dir: RunDirectory, base: ChatModel, aligned: ChatModel, options:
 
     if not options.ifeval:
         return {"skipped": "ifeval = false"}
-    source = ifeval.default_source(options.ifeval_path)
     try:
+        source = ifeval.default_source(options.ifeval_path)
         rows = ifeval.load_rows(source, options.ifeval_limit)
     except ifeval.HubUnavailable as exc:
         say(f"eval: IFEval skipped: {exc}")

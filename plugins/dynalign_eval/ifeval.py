@@ -27,13 +27,23 @@ _WORD = re.compile(r"\w+(?:[-']\w+)*|[^\w\s]")
 _tokenizers: str | None = None
 
 
+NO_SOURCE = (
+    f"no local IFEval data; set ifeval_path or {PATH_VARIABLE} to IFEval's input_data.jsonl "
+    f"(or ifeval_path = {HUB_SOURCE!r} to download it)"
+)
+
+
 class HubUnavailable(EvalError):
-    """The hub dataset cannot be loaded (offline, or `datasets` cannot reach it)."""
+    """IFEval cannot be had: no local copy named, or the hub dataset asked for cannot be loaded."""
 
 
 def default_source(path: str | None) -> str:
-    """Where IFEval comes from: `path`, else $DYNALIGN_IFEVAL_PATH, else the hub dataset."""
-    return path or os.environ.get(PATH_VARIABLE) or HUB_SOURCE
+    """Where IFEval comes from: `path`, else $DYNALIGN_IFEVAL_PATH. Nothing is downloaded unless
+    asked for by name (`hub:google/IFEval`); with neither, HubUnavailable says how to set one."""
+    source = path or os.environ.get(PATH_VARIABLE)
+    if not source:
+        raise HubUnavailable(NO_SOURCE)
+    return source
 
 
 def load_rows(source: str, limit: int | None = None) -> list[dict[str, Any]]:

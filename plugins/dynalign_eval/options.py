@@ -44,8 +44,8 @@ class EvalOptions(Options):
     ifeval: bool = Field(True, description="Run IFEval on both models.")
     ifeval_path: str | None = Field(
         None,
-        description="Local IFEval input_data.jsonl; none: $DYNALIGN_IFEVAL_PATH, else the hub dataset "
-        "google/IFEval through `datasets` (skipped with one line when offline).",
+        description="Local IFEval input_data.jsonl; none: $DYNALIGN_IFEVAL_PATH, else skipped with one "
+        "line. 'hub:google/IFEval' downloads the dataset through `datasets` (nothing else does).",
     )
     ifeval_limit: int | None = Field(None, ge=1, description="Use at most this many IFEval prompts.")
     ifeval_max_new_tokens: int = Field(384, ge=1, description="Answer length for IFEval prompts (greedy).")
