@@ -77,7 +77,9 @@ def measure_and_report(args: Any, runs: dict[tuple[str, int], Path]) -> None:
     done: dict[str, Any] = json.loads(cache.read_text()) if cache.exists() else {}
     registry = load_registry()
     value = registry.get("value", "ca").obj
-    signals = sorted({s for s, _ in runs if s in SELF_SIGNALS})  # placebos and ablations: no new self-signal
+    # placebos and ablations add no self-signal; contrast-mean is always measured: a policy that
+    # fully absorbed the value prompt has exactly its accuracy as per-token implicit reward
+    signals = sorted({s for s, _ in runs if s in SELF_SIGNALS} | {"contrast-mean"})
     if set(done.get("signals", {})) != set(signals) | set(SPECIFICITY):
         done["signals"] = signal_accuracies(value, registry, signals)
     rows = ifeval.load_rows(args.ifeval_path, args.ifeval_limit) if args.ifeval_path else []
