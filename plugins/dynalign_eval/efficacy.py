@@ -143,10 +143,11 @@ def gap_closed(
         return float(1 - rows[:, 1].mean() / kl_base) if kl_base > 0 else float("nan")
 
     rng = np.random.default_rng(seed)
-    draws = [closed(per_prompt[rng.integers(0, len(prompts), len(prompts))]) for _ in range(resamples)]
+    draws = np.array([closed(per_prompt[rng.integers(0, len(prompts), len(prompts))]) for _ in range(resamples)])
+    draws = draws[~np.isnan(draws)]  # resamples where the system prompt changed nothing define no share
     return {
         "gap_closed": closed(per_prompt),
-        "ci95": [float(np.nanpercentile(draws, 2.5)), float(np.nanpercentile(draws, 97.5))],
+        "ci95": [float(np.percentile(draws, q)) if draws.size else float("nan") for q in (2.5, 97.5)],
         "kl_base_nats": float(per_prompt[:, 0].mean()),
         "kl_aligned_nats": float(per_prompt[:, 1].mean()),
         "n_prompts": len(prompts),
