@@ -52,15 +52,10 @@ def toml_value(value: Any) -> str:
 
 
 def settings(pairs: list[str]) -> dict[str, Any]:
-    """`KEY=VALUE` arguments as options (a value is read as JSON where it parses, else text)."""
-    out = {}
-    for pair in pairs:
-        key, _, text = pair.partition("=")
-        try:
-            out[key] = json.loads(text)
-        except json.JSONDecodeError:
-            out[key] = text
-    return out
+    """`KEY=VALUE` arguments as options, each value read as the config's overrides read theirs."""
+    from dynalign.config import override_value
+
+    return {key: override_value(text) for key, _, text in (pair.partition("=") for pair in pairs)}
 
 
 def write_config(base: dict[str, Any], signal: str, seed: int, args: argparse.Namespace, path: Path) -> None:

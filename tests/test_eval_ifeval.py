@@ -65,7 +65,7 @@ def test_shared_ifeval_data_loads_with_limit():
 
 def test_source_is_the_option_then_the_variable_and_never_the_hub_unasked(monkeypatch):
     monkeypatch.delenv("DYNALIGN_IFEVAL_PATH", raising=False)
-    with pytest.raises(ifeval.HubUnavailable, match="set ifeval_path or DYNALIGN_IFEVAL_PATH"):
+    with pytest.raises(ifeval.IFEvalUnavailable, match="set ifeval_path or DYNALIGN_IFEVAL_PATH"):
         ifeval.default_source(None)
     assert ifeval.default_source("hub:google/IFEval") == "hub:google/IFEval"
     monkeypatch.setenv("DYNALIGN_IFEVAL_PATH", "/data/ifeval.jsonl")
@@ -74,5 +74,5 @@ def test_source_is_the_option_then_the_variable_and_never_the_hub_unasked(monkey
 
 
 def test_the_hub_dataset_offline_is_hub_unavailable():
-    with pytest.raises(ifeval.HubUnavailable, match="set ifeval_path or DYNALIGN_IFEVAL_PATH"):
+    with pytest.raises(ifeval.IFEvalUnavailable, match="set ifeval_path or DYNALIGN_IFEVAL_PATH"):
         ifeval.load_rows("hub:google/IFEval", limit=3)

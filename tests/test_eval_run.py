@@ -8,7 +8,7 @@ from conftest import IFEVAL_DATA
 from dynalign.interfaces import ChatModel
 from dynalign.plugins import load_registry
 from dynalign.testing import scripted_plugin
-from dynalign_eval.evaluate import evaluate
+from dynalign_eval.evaluate import evaluate, spread
 from dynalign_eval.options import EvalError, EvalOptions
 from dynalign_eval.rundata import open_run
 from dynalign_eval.testing import make_run_dir
@@ -138,3 +138,10 @@ def test_efficacy_on_calibration_data_says_so_and_spreads_its_prompts(tmp_path, 
     assert efficacy["split"] == "calibration" and efficacy["n_pairs"] == len(ca_value.calibration)
     assert efficacy["gap"]["n_prompts"] == 4
     assert "on CALIBRATION data (choosing settings)" in result.stdout
+
+
+def test_spread_takes_evenly_and_copes_with_nothing():
+    assert spread(list(range(64)), 8) == [0, 8, 16, 24, 32, 40, 48, 56]
+    assert spread(list(range(5)), 8) == [0, 1, 2, 3, 4]
+    assert spread(list(range(10)), 4) == [0, 2, 4, 6]
+    assert spread([], None) == [] and spread([], 8) == []

@@ -141,7 +141,7 @@ def _overriding_variable(where: str, environ: Mapping[str, str]) -> str | None:
     return None
 
 
-def _env_value(raw: str, current: Any) -> Any:
+def override_value(raw: str, current: Any = None) -> Any:
     """An override's value: kept as text where the key holds text, else parsed as JSON if it is."""
     if isinstance(current, str):
         return raw
@@ -172,11 +172,11 @@ def apply_env_overrides(data: dict[str, Any], environ: Mapping[str, str]) -> Non
                     )
                 index = int(key)
                 if last:
-                    node[index] = _env_value(raw, node[index])
+                    node[index] = override_value(raw, node[index])
                 node = node[index]
             elif isinstance(node, dict):
                 if last:
-                    node[key] = _env_value(raw, node.get(key))
+                    node[key] = override_value(raw, node.get(key))
                 node = node.setdefault(key, {})
             else:
                 raise ConfigError(f"environment variable {name}: {here} is a single value, not a table or list")

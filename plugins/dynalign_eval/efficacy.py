@@ -179,11 +179,12 @@ def efficacy(
         out["n_pairs"] = len(pairs)
     else:
         out["pairs"] = {"skipped": f"value {value.name!r} has no {split} pairs"}
+    where = split.replace("_", "-")
     if prompts:
-        say(f"eval: gap closed on {len(prompts)} {split.replace('_', '-')} prompts x {samples} samples")
+        say(f"eval: gap closed on {len(prompts)} {where} prompts x {samples} samples")
         out["gap"] = gap_closed(value, base, aligned, prompts, samples, max_new_tokens, resamples, seed)
     else:
-        out["gap"] = {"skipped": f"no {split.replace('_', '-')} prompts"}
+        out["gap"] = {"skipped": f"no {where} prompts"}
     return out
 
 

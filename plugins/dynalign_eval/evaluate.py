@@ -29,6 +29,12 @@ def build_judge(context: RunContext, base: ChatModel, options: EvalOptions) -> t
     return judge, judge.describe() == base.describe()
 
 
+def spread(items: list[Any], n: int | None) -> list[Any]:
+    """At most `n` of `items`, taken evenly across them (all of them when `n` is None)."""
+    step = max(1, len(items) // n) if n else 1
+    return items[::step][:n]
+
+
 def _answers(model: ChatModel, prompts: list[str], max_new_tokens: int, seed: int) -> list[str]:
     params = GenerationParams(max_new_tokens=max_new_tokens, temperature=0.0, seed=seed)
     return [reply[0] for reply in model.chat([[{"role": "user", "content": p}] for p in prompts], params)]
@@ -42,7 +48,7 @@ def _ifeval(run_dir: RunDirectory, base: ChatModel, aligned: ChatModel, options:
     try:
         source = ifeval.default_source(options.ifeval_path)
         rows = ifeval.load_rows(source, options.ifeval_limit)
-    except ifeval.HubUnavailable as exc:
+    except ifeval.IFEvalUnavailable as exc:
         say(f"eval: IFEval skipped: {exc}")
         return {"skipped": str(exc)}
     prompts = [row["prompt"] for row in rows]
@@ -121,8 +127,7 @@ def evaluate(
         if not options.efficacy:
             return {"skipped": "efficacy = false"}
         if options.efficacy_split == "calibration":  # spread over the file: pairs are grouped by pillar
-            calibration = [p.prompt for p in context.value.calibration]
-            gap_prompts = calibration[:: max(1, len(calibration) // (options.efficacy_prompts or len(calibration)))]
+            gap_prompts = spread([p.prompt for p in context.value.calibration], options.efficacy_prompts)
         else:
             prompts = run_dir.read_prompts()
             gap_prompts = [r.prompt for r in (prompts.held_out if prompts else [])]

@@ -33,22 +33,22 @@ NO_SOURCE = (
 )
 
 
-class HubUnavailable(EvalError):
+class IFEvalUnavailable(EvalError):
     """IFEval cannot be had: no local copy named, or the hub dataset asked for cannot be loaded."""
 
 
 def default_source(path: str | None) -> str:
     """Where IFEval comes from: `path`, else $DYNALIGN_IFEVAL_PATH. Nothing is downloaded unless
-    asked for by name (`hub:google/IFEval`); with neither, HubUnavailable says how to set one."""
+    asked for by name (`hub:google/IFEval`); with neither, IFEvalUnavailable says how to set one."""
     source = path or os.environ.get(PATH_VARIABLE)
     if not source:
-        raise HubUnavailable(NO_SOURCE)
+        raise IFEvalUnavailable(NO_SOURCE)
     return source
 
 
 def load_rows(source: str, limit: int | None = None) -> list[dict[str, Any]]:
     """IFEval rows from a JSONL file (errors name the line) or `hub:<dataset>` (online only;
-    HubUnavailable when it cannot be had)."""
+    IFEvalUnavailable when it cannot be had)."""
     if source.startswith("hub:"):
         return _from_hub(source[4:], limit)
     path = Path(source).expanduser()
@@ -87,7 +87,7 @@ def _from_hub(name: str, limit: int | None) -> list[dict[str, Any]]:
         data = load_dataset(name, split="train")
     except Exception as exc:
         reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
-        raise HubUnavailable(
+        raise IFEvalUnavailable(
             f"cannot load the dataset {name} from the Hugging Face hub ({reason}); "
             f"set ifeval_path or {PATH_VARIABLE} to a local input_data.jsonl"
         ) from exc
