@@ -63,22 +63,3 @@ def test_smollm2_converted_once_and_answers(tmp_path, monkeypatch):
     )
     assert "Paris" in answer
     assert resolve_model_path("embedded:smollm2-135m-instruct") == folder  # cached: no second conversion
-
-
-def test_shared_prefix_cache_gives_the_same_probabilities(tiny_model_dir, monkeypatch):
-    from dynalign_hf import textgen
-    from dynalign_hf.backend import load_model
-
-    model, tokenizer = load_model(str(tiny_model_dir))
-    rubric = "Judge carefully. " * 40  # a long shared system prompt, like a value's rubric
-    conversations = [
-        [{"role": "system", "content": rubric}, {"role": "user", "content": answer}]
-        for answer in ("Short.", "A much longer answer with many more words in it than the first.", "Mid length one.")
-    ]
-    texts = [textgen.render(tokenizer, c, "Score: ") for c in conversations]
-    assert textgen._shared_prefix_length([tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]) > 64
-    cached = textgen.next_token_probs(model, tokenizer, texts, list("012345"), batch_size=2)
-    monkeypatch.setattr(textgen, "MIN_SHARED_PREFIX", 10**9)
-    plain = textgen.next_token_probs(model, tokenizer, texts, list("012345"), batch_size=2)
-    for with_cache, without in zip(cached, plain):
-        assert with_cache == pytest.approx(without, abs=1e-5)

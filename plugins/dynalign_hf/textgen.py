@@ -67,6 +67,8 @@ def generate(
     """`params.n` sampled (or greedy, at temperature 0) answers per conversation."""
     import torch
 
+    from dynalign_hf.prefix import generate_shared
+
     if params.seed is not None:
         torch.manual_seed(params.seed)
     texts = [render(tokenizer, c) for c in conversations]
@@ -79,18 +81,21 @@ def generate(
     try:
         for start in range(0, len(texts), batch_size):
             batch = _left_padded(tokenizer, texts[start : start + batch_size], model.device)
+            # the n samples of a conversation share its prefill (instead of num_return_sequences)
+            input_ids = batch["input_ids"].repeat_interleave(params.n, dim=0)
             with torch.no_grad():
-                output = model.generate(
-                    **batch,
+                output = generate_shared(
+                    model,
+                    input_ids,
+                    batch["attention_mask"].repeat_interleave(params.n, dim=0),
                     max_new_tokens=params.max_new_tokens,
                     do_sample=sampling,
                     temperature=params.temperature if sampling else None,
                     top_p=params.top_p if sampling else None,
                     top_k=None,
-                    num_return_sequences=params.n,
                     pad_token_id=tokenizer.pad_token_id,
                 )
-            new_tokens = output[:, batch["input_ids"].shape[1] :]
+            new_tokens = output[:, input_ids.shape[1] :]
             decoded = tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
             for i in range(0, len(decoded), params.n):
                 answers.append([d.strip() for d in decoded[i : i + params.n]])
@@ -110,86 +115,33 @@ def choice_token_ids(tokenizer: Any, choices: Sequence[str]) -> list[int]:
     return ids
 
 
-MIN_SHARED_PREFIX = 64  # tokens; below this, caching the shared prefix is not worth it
-
-
-def _shared_prefix_length(token_lists: Sequence[list[int]]) -> int:
-    """Tokens all lists start with, leaving at least one token of each to run."""
-    first = token_lists[0]
-    length = min(len(ids) for ids in token_lists) - 1
-    for ids in token_lists[1:]:
-        length = next((i for i in range(length) if ids[i] != first[i]), length)
-    return max(length, 0)
-
-
 def next_token_probs(
     model: Any, tokenizer: Any, texts: Sequence[str], choices: Sequence[str], batch_size: int = 8
 ) -> list[dict[str, float]]:
     """For each already-rendered text, the probability of each choice as the next token.
 
     Judge prompts share a long rubric; that shared prefix is run once and its key/value cache
-    reused for every text, so each text costs only its own tokens.
+    reused for every text (`dynalign_hf.prefix`), so each text costs only its own tokens.
     """
-    import copy
-
     import torch
+
+    from dynalign_hf.prefix import forward_shared
 
     ids = choice_token_ids(tokenizer, choices)
     token_lists = [tokenizer(text, add_special_tokens=False)["input_ids"] for text in texts]
-    check_context(model, [len(ids) for ids in token_lists])
-    shared = _shared_prefix_length(token_lists) if token_lists else 0
-    prefix_cache = None
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            if shared >= MIN_SHARED_PREFIX:
-                prefix = torch.tensor([token_lists[0][:shared]], device=model.device)
-                prefix_cache = _cache_of(model(input_ids=prefix, use_cache=True))
-            results: list[dict[str, float]] = []
-            for start in range(0, len(texts), batch_size):
-                rows = token_lists[start : start + batch_size]
-                if prefix_cache is None:
-                    batch = _left_padded(tokenizer, texts[start : start + batch_size], model.device)
-                    logits = model(**batch).logits[:, -1, :].float()
-                else:
-                    logits = _suffix_logits(model, tokenizer, rows, shared, copy.deepcopy(prefix_cache))
-                probs = torch.softmax(logits, dim=-1)[:, ids]
-                results.extend({c: float(p) for c, p in zip(choices, row)} for row in probs.tolist())
-    finally:
-        model.train(was_training)
-    return results
+    check_context(model, [len(t) for t in token_lists])
+
+    def reduce(row: int, logits: Any) -> dict[str, float]:
+        probs = torch.softmax(logits[-1], dim=-1)[ids]
+        return {c: float(p) for c, p in zip(choices, probs.tolist())}
+
+    return forward_shared(
+        model, token_lists, [[] for _ in texts], reduce, pad_id=_pad_id(tokenizer), batch_size=batch_size
+    )
 
 
-_OLD_CACHE_API = False
-
-
-def _cache_of(output: Any) -> Any:
-    """The key/value cache of a forward pass, under either transformers API."""
-    global _OLD_CACHE_API
-    if "cache" in output:
-        return output["cache"]
-    _OLD_CACHE_API = True
-    return output["past_key_values"]
-
-
-def _suffix_logits(model: Any, tokenizer: Any, rows: list[list[int]], shared: int, cache: Any) -> Any:
-    """Last-token logits of each row, given the cache of their common first `shared` tokens.
-    Suffixes are right-padded, so every real token keeps its true position."""
-    import torch
-
-    suffixes = [ids[shared:] for ids in rows]
-    width = max(len(s) for s in suffixes)
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    input_ids = torch.tensor([s + [pad] * (width - len(s)) for s in suffixes], device=model.device)
-    suffix_mask = torch.tensor([[1] * len(s) + [0] * (width - len(s)) for s in suffixes], device=model.device)
-    attention = torch.cat([torch.ones(len(rows), shared, dtype=torch.long, device=model.device), suffix_mask], 1)
-    cache.batch_repeat_interleave(len(rows))
-    # transformers 5 renamed past_key_values to cache (the old name warns); older ones know only the old
-    keyword = "past_key_values" if _OLD_CACHE_API else "cache"
-    logits = model(input_ids=input_ids, attention_mask=attention, use_cache=True, **{keyword: cache}).logits
-    last = torch.tensor([len(s) - 1 for s in suffixes], device=model.device)
-    return logits[torch.arange(len(rows), device=model.device), last].float()
+def _pad_id(tokenizer: Any) -> int:
+    return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
 
 
 def completion_token_ids(tokenizer: Any, completion: str | Sequence[int]) -> list[int]:
@@ -211,34 +163,22 @@ def completion_logprobs(
 
     The completion is tokenized on its own and appended to the rendered context, so the same
     completion gets the same tokens whatever the context (what a context contrast needs).
+    Shared prefixes (system prompt, a group's prompt) are computed once (`dynalign_hf.prefix`).
     """
     import torch
 
+    from dynalign_hf.prefix import forward_shared
+
     contexts = [tokenizer(text, add_special_tokens=False)["input_ids"] for text in texts]
     answers = [completion_token_ids(tokenizer, c) for c in completions]
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    results: list[list[float]] = []
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            for start in range(0, len(texts), batch_size):
-                chunk = slice(start, start + batch_size)
-                rows = [c + a for c, a in zip(contexts[chunk], answers[chunk])]
-                width = max(len(r) for r in rows)
-                input_ids = torch.tensor([r + [pad] * (width - len(r)) for r in rows], device=model.device)
-                mask = torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in rows], device=model.device)
-                logits = model(input_ids=input_ids, attention_mask=mask).logits
-                for i, answer in enumerate(answers[start : start + batch_size]):
-                    if not answer:
-                        results.append([])
-                        continue
-                    first = len(contexts[start + i])
-                    # logits at position t predict token t + 1
-                    step_logits = logits[i, first - 1 : first - 1 + len(answer)].float()
-                    logps = torch.log_softmax(step_logits, dim=-1)
-                    target = torch.tensor(answer, device=logps.device)
-                    results.append(logps.gather(1, target[:, None]).squeeze(1).tolist())
-    finally:
-        model.train(was_training)
-    return results
+    check_context(model, [len(c) + len(a) for c, a in zip(contexts, answers)])
+
+    def reduce(row: int, logits: Any) -> list[float]:
+        answer = answers[row]
+        if not answer:
+            return []
+        logps = torch.log_softmax(logits[: len(answer)], dim=-1)
+        target = torch.tensor(answer, device=logps.device)
+        return logps.gather(1, target[:, None]).squeeze(1).tolist()
+
+    return forward_shared(model, contexts, answers, reduce, pad_id=_pad_id(tokenizer), batch_size=batch_size)

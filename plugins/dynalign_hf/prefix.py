@@ -1,0 +1,213 @@
+"""Forward passes that compute every shared prefix once.
+
+Scoring rows look like `context + continuation`, and contexts repeat: all of them start with
+the same system prompt or judge rubric, and a GRPO group's candidates (or a labeled pair's
+two answers) share their whole context. `forward_shared` runs in three stages, each batched:
+
+  A. the prefix all contexts share (if it is long enough to matter), once;
+  B. each distinct context's remaining tokens but its last, once, on top of A's cache;
+  C. each row's last context token and its continuation, on top of its context's cache
+     (the cache rows are gathered, not recomputed).
+
+Stage C's logits at position j predict continuation token j (and, after the last one, the
+token that would follow). Padding sits between a row's context and its tail, masked out, and
+every real token gets its true position, so the result equals the unshared computation up to
+float rounding (tests check 1e-4 on log-probabilities).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+MIN_SHARED_PREFIX = 16  # tokens; a shorter common prefix is recomputed rather than cached
+TAIL_POSITIONS = 1024  # stage C positions per forward pass: ~200 MB of logits at a 49k vocabulary
+
+Reduce = Callable[[int, Any], Any]
+
+
+def common_prefix_length(token_lists: Sequence[Sequence[int]]) -> int:
+    """Tokens every list starts with, leaving at least one token of each outside it."""
+    if not token_lists:
+        return 0
+    first = token_lists[0]
+    length = min(len(ids) for ids in token_lists) - 1
+    for ids in token_lists[1:]:
+        length = next((i for i in range(length) if ids[i] != first[i]), length)
+    return max(length, 0)
+
+
+def _chunks(items: Sequence[Any], size: int) -> list[Sequence[Any]]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+def _budgeted(items: Sequence[Any], lengths: Sequence[int], size: int) -> list[Sequence[Any]]:
+    """Consecutive batches of at most `size` items whose padded length (items x longest) stays
+    within TAIL_POSITIONS: the logits of a batch (positions x vocabulary) bound peak memory."""
+    batches: list[Sequence[Any]] = []
+    start, longest = 0, 0
+    for i, length in enumerate(lengths):
+        count = i - start
+        widest = max(longest, length)
+        if count and (count == size or (count + 1) * widest > TAIL_POSITIONS):
+            batches.append(items[start:i])
+            start, widest = i, length
+        longest = widest
+    if start < len(items):
+        batches.append(items[start:])
+    return batches
+
+
+def _right_padded(rows: Sequence[Sequence[int]], pad: int, device: Any) -> tuple[Any, Any]:
+    import torch
+
+    width = max((len(r) for r in rows), default=0)
+    ids = torch.tensor([list(r) + [pad] * (width - len(r)) for r in rows], dtype=torch.long, device=device)
+    mask = torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in rows], dtype=torch.long, device=device)
+    return ids.reshape(len(rows), width), mask.reshape(len(rows), width)
+
+
+def forward_shared(
+    model: Any,
+    contexts: Sequence[Sequence[int]],
+    continuations: Sequence[Sequence[int]],
+    reduce: Reduce,
+    *,
+    pad_id: int,
+    batch_size: int = 8,
+) -> list[Any]:
+    """`reduce(row, logits)` for every row, where `logits` (len(continuation) + 1, vocab) are
+    the model's logits predicting each continuation token and then the next one. No gradients;
+    the model is put in eval mode for the call. Every context needs at least one token."""
+    import torch
+
+    if any(not c for c in contexts):
+        raise ValueError("forward_shared: every context needs at least one token")
+    distinct: dict[tuple[int, ...], list[int]] = {}
+    for row, context in enumerate(contexts):
+        distinct.setdefault(tuple(context), []).append(row)
+    keys = list(distinct)
+    shared = common_prefix_length(keys)
+    run = _SharedPass(model, shared if shared >= MIN_SHARED_PREFIX else 0, pad_id)
+    results: list[Any] = [None] * len(contexts)
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            run.prefill(keys[0])
+            for chunk in _chunks(keys, batch_size):
+                stage = run.contexts(chunk)
+                rows = [(local, row) for local, key in enumerate(chunk) for row in distinct[key]]
+                for part in _budgeted(rows, [len(continuations[row]) + 1 for _, row in rows], batch_size):
+                    tails = [[chunk[local][-1], *continuations[row]] for local, row in part]
+                    starts = [len(contexts[row]) - 1 for _, row in part]
+                    logits = run.tails(stage, [local for local, _ in part], tails, starts)
+                    for i, (_, row) in enumerate(part):
+                        results[row] = reduce(row, logits[i, : len(tails[i])].float())
+    finally:
+        model.train(was_training)
+    return results
+
+
+@dataclass
+class _ContextStage:
+    """Stage B's result for a chunk of contexts: their cache (None: nothing cached) and the
+    attention mask of their right-padded part after the shared prefix."""
+
+    cache: Any
+    middle_mask: Any
+
+
+class _SharedPass:
+    """The three stages of `forward_shared` on one model."""
+
+    def __init__(self, model: Any, shared: int, pad_id: int) -> None:
+        self.model, self.shared, self.pad_id = model, shared, pad_id
+        self.device = model.device
+        self.prefix: Any = None
+        self.old_api = False
+
+    def _run(self, cache: Any, **inputs: Any) -> Any:
+        if cache is not None:
+            # transformers 5 renamed past_key_values to cache (the old name warns); older ones know only the old
+            inputs["past_key_values" if self.old_api else "cache"] = cache
+        output = self.model(use_cache=True, **inputs)
+        self.old_api = "cache" not in output and "past_key_values" in output
+        return output
+
+    def _cache(self, output: Any) -> Any:
+        return output["past_key_values"] if self.old_api else output["cache"]
+
+    def _ones(self, rows: int) -> Any:
+        import torch
+
+        return torch.ones(rows, self.shared, dtype=torch.long, device=self.device)
+
+    def prefill(self, first: Sequence[int]) -> None:
+        """Stage A: the cache of the shared prefix (nothing when there is none)."""
+        import torch
+
+        if self.shared:
+            ids = torch.tensor([list(first[: self.shared])], device=self.device)
+            self.prefix = self._cache(self._run(None, input_ids=ids, logits_to_keep=1))
+
+    def contexts(self, chunk: Sequence[tuple[int, ...]]) -> _ContextStage:
+        """Stage B: each context of `chunk` up to (not including) its last token."""
+        import torch
+
+        ids, mask = _right_padded([key[self.shared : -1] for key in chunk], self.pad_id, self.device)
+        cache = None
+        if self.prefix is not None:
+            cache = copy.deepcopy(self.prefix)
+            cache.batch_repeat_interleave(len(chunk))
+        if ids.shape[1] == 0:
+            return _ContextStage(cache, mask)
+        attention = torch.cat([self._ones(len(chunk)), mask], dim=1)
+        positions = (self.shared + torch.arange(ids.shape[1], device=self.device)).expand(len(chunk), -1)
+        output = self._run(cache, input_ids=ids, attention_mask=attention, position_ids=positions, logits_to_keep=1)
+        return _ContextStage(self._cache(output), mask)
+
+    def tails(self, stage: _ContextStage, locals_: list[int], tails: list[list[int]], starts: list[int]) -> Any:
+        """Stage C: logits of each tail (a context's last token, then the continuation) on the
+        cache rows of its context (`locals_` index the chunk); `starts` are the tails' positions."""
+        import torch
+
+        index = torch.tensor(locals_, dtype=torch.long, device=self.device)
+        ids, tail_mask = _right_padded(tails, self.pad_id, self.device)
+        cache = None
+        if stage.cache is not None:
+            cache = copy.deepcopy(stage.cache)
+            cache.batch_select_indices(index)
+        attention = torch.cat([self._ones(len(tails)), stage.middle_mask[index], tail_mask], dim=1)
+        positions = torch.tensor(starts, device=self.device)[:, None] + torch.arange(ids.shape[1], device=self.device)
+        return self._run(cache, input_ids=ids, attention_mask=attention, position_ids=positions).logits
+
+
+def generate_shared(
+    model: Any, input_ids: Any, attention_mask: Any, *, generate: Callable[..., Any] | None = None, **kwargs: Any
+) -> Any:
+    """`model.generate(input_ids, attention_mask, **kwargs)` with each distinct (left-padded)
+    prompt prefilled once: a GRPO group's G copies of one prompt, or the n samples asked of
+    one conversation, share its cache rows instead of recomputing them. Sampling is
+    unchanged: the same distribution, token by token, as the plain call. `generate` is the
+    model's own generate method (default `model.generate`)."""
+    import torch
+
+    generate = generate or model.generate
+    rows = [tuple(r) for r in torch.cat([input_ids, attention_mask], dim=1).tolist()]
+    first: dict[tuple[int, ...], int] = {}
+    inverse = [first.setdefault(r, len(first)) for r in rows]
+    if len(first) == len(rows) or input_ids.shape[1] < 2:
+        return generate(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
+    pick = torch.tensor([rows.index(r) for r in first], device=input_ids.device)
+    ids, mask = input_ids[pick, :-1], attention_mask[pick, :-1]
+    positions = (mask.long().cumsum(-1) - 1).clamp(min=0)
+    with torch.no_grad():
+        output = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, logits_to_keep=1)
+    old_api = "cache" not in output and "past_key_values" in output
+    cache = output["past_key_values"] if old_api else output["cache"]
+    cache.batch_select_indices(torch.tensor(inverse, device=input_ids.device))
+    kwargs["past_key_values" if old_api else "cache"] = cache
+    return generate(input_ids=input_ids, attention_mask=attention_mask, **kwargs)

@@ -1,0 +1,169 @@
+"""Shared-prefix scoring (`dynalign_hf.prefix`) equals the plain computation, row by row."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import torch
+
+SYSTEM = "You value knowledge, power, vitality and benevolence for everyone. " * 6
+PROMPTS = ["How do I start a garden?", "Explain tides to a child in two sentences.", "Plan a town meeting."]
+ANSWERS = [
+    "Pick a sunny spot.",
+    "Water it often and learn from your neighbours what grows well.",
+    "The moon pulls the sea.",
+    "",
+    "Invite everyone, listen first, decide together and write it down.",
+]
+
+
+def plain_logprobs(model: Any, contexts: list[list[int]], answers: list[list[int]]) -> list[list[float]]:
+    """The reference: each row alone, the whole sequence, no cache and no padding."""
+    out = []
+    with torch.no_grad():
+        for context, answer in zip(contexts, answers):
+            ids = torch.tensor([context + answer])
+            logps = torch.log_softmax(model(input_ids=ids).logits[0].float(), dim=-1)
+            out.append([float(logps[len(context) - 1 + t, token]) for t, token in enumerate(answer)])
+    return out
+
+
+def rows(tokenizer: Any, system: str | None = SYSTEM) -> tuple[list[str], list[str]]:
+    """Rendered contexts (groups of candidates per prompt, like a GRPO step) and answers."""
+    from dynalign_hf.textgen import render
+
+    texts, answers = [], []
+    for i, prompt in enumerate(PROMPTS):
+        conversation = [{"role": "user", "content": prompt}]
+        if system is not None:
+            conversation.insert(0, {"role": "system", "content": system})
+        for answer in ANSWERS[i : i + 3]:
+            texts.append(render(tokenizer, conversation))
+            answers.append(answer)
+    return texts, answers
+
+
+def assert_exact(model: Any, tokenizer: Any, texts: list[str], answers: list[str], batch_size: int) -> None:
+    from dynalign_hf.textgen import completion_logprobs, completion_token_ids
+
+    shared = completion_logprobs(model, tokenizer, texts, answers, batch_size=batch_size)
+    contexts = [tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
+    plain = plain_logprobs(model, contexts, [completion_token_ids(tokenizer, a) for a in answers])
+    assert [len(r) for r in shared] == [len(r) for r in plain]
+    for got, want in zip(shared, plain):
+        assert got == pytest.approx(want, abs=1e-4)
+
+
+@pytest.mark.parametrize("batch_size", [1, 2, 8])
+@pytest.mark.parametrize("system", [SYSTEM, None, ""])
+def test_completion_logprobs_equal_the_plain_computation(tiny_model_dir, batch_size, system):
+    from dynalign_hf.backend import load_model
+
+    model, tokenizer = load_model(str(tiny_model_dir))
+    assert_exact(model, tokenizer, *rows(tokenizer, system), batch_size=batch_size)
+
+
+def test_a_small_position_budget_splits_batches_and_stays_exact(tiny_model_dir, monkeypatch):
+    from dynalign_hf import prefix
+    from dynalign_hf.backend import load_model
+
+    model, tokenizer = load_model(str(tiny_model_dir))
+    monkeypatch.setattr(prefix, "TAIL_POSITIONS", 24)
+    assert [len(b) for b in prefix._budgeted(list("abcde"), [10, 11, 30, 2, 3], 8)] == [2, 1, 2]
+    assert_exact(model, tokenizer, *rows(tokenizer), batch_size=8)
+
+
+def test_next_token_probs_equal_the_plain_computation(tiny_model_dir):
+    from dynalign_hf.backend import load_model
+    from dynalign_hf.textgen import next_token_probs
+
+    model, tokenizer = load_model(str(tiny_model_dir))
+    texts, answers = rows(tokenizer)
+    judged = [t + a + " Score: " for t, a in zip(texts, answers)]
+    shared = next_token_probs(model, tokenizer, judged, list("012345"), batch_size=3)
+    ids = [tokenizer.encode(c, add_special_tokens=False)[0] for c in "012345"]
+    with torch.no_grad():
+        for text, got in zip(judged, shared):
+            logits = model(input_ids=torch.tensor([tokenizer(text, add_special_tokens=False)["input_ids"]])).logits
+            want = torch.softmax(logits[0, -1].float(), dim=-1)[ids].tolist()
+            assert [got[c] for c in "012345"] == pytest.approx(want, abs=1e-5)
+
+
+def test_shared_prefixes_are_computed_once(tiny_model_dir, monkeypatch):
+    """Counts the token positions the model runs: the system prompt once, each prompt once."""
+    from dynalign_hf.backend import load_model
+    from dynalign_hf.textgen import completion_logprobs
+
+    model, tokenizer = load_model(str(tiny_model_dir))
+    texts, answers = rows(tokenizer)
+    ran: list[int] = []
+    forward = model.forward
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        ran.append(
+            int(kwargs["attention_mask"][:, -kwargs["input_ids"].shape[1] :].sum())
+            if "attention_mask" in kwargs
+            else kwargs["input_ids"].numel()
+        )
+        return forward(*args, **kwargs)
+
+    monkeypatch.setattr(model, "forward", counting)
+    completion_logprobs(model, tokenizer, texts, answers, batch_size=8)
+    contexts = [tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
+    answer_tokens = sum(len(tokenizer(a, add_special_tokens=False)["input_ids"]) for a in answers)
+    distinct = {tuple(c) for c in contexts}
+    system_tokens = len(tokenizer(SYSTEM, add_special_tokens=False)["input_ids"])
+    unshared = sum(len(c) for c in contexts) + answer_tokens
+    assert sum(ran) <= unshared - (len(texts) - 1) * system_tokens
+    assert sum(ran) <= sum(len(c) for c in distinct) + answer_tokens + len(texts)
+
+
+@pytest.mark.model
+def test_shared_prefix_is_exact_on_smollm2():
+    from dynalign_hf.backend import load_model, resolve_model_path
+    from dynalign_hf.textgen import render
+    from dynalign_value_ca import collective_agency
+
+    model, tokenizer = load_model(resolve_model_path("embedded:smollm2-135m-instruct"))
+    value = collective_agency()
+    pairs = list(value.calibration)[:4]
+
+    texts, answers = [], []
+    for pair in pairs:
+        conversation = [
+            {"role": "system", "content": value.system_prompt.strip()},
+            {"role": "user", "content": pair.prompt},
+        ]
+        for answer in (pair.better, pair.worse):
+            texts.append(render(tokenizer, conversation))
+            answers.append(answer)
+    assert_exact(model, tokenizer, texts, answers, batch_size=4)
+
+
+def test_generation_prefills_each_distinct_prompt_once(tiny_model_dir, monkeypatch):
+    """Greedy answers equal the plain `generate`; the repeated prompt is run once, not 4 times."""
+    from dynalign_hf.backend import load_model
+    from dynalign_hf.prefix import generate_shared
+    from dynalign_hf.textgen import _left_padded, render
+
+    model, tokenizer = load_model(str(tiny_model_dir))
+    texts = [
+        render(tokenizer, [{"role": "system", "content": SYSTEM}, {"role": "user", "content": p}]) for p in PROMPTS[:2]
+    ]
+    batch = _left_padded(tokenizer, texts, model.device)
+    ids, mask = batch["input_ids"].repeat_interleave(4, 0), batch["attention_mask"].repeat_interleave(4, 0)
+    settings = {"max_new_tokens": 6, "do_sample": False, "pad_token_id": tokenizer.pad_token_id}
+    plain = model.generate(input_ids=ids, attention_mask=mask, **settings)
+    ran: list[int] = []
+    forward = model.forward
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        ran.append(kwargs["input_ids"].numel())
+        return forward(*args, **kwargs)
+
+    monkeypatch.setattr(model, "forward", counting)
+    shared = generate_shared(model, ids, mask, **settings)
+    assert torch.equal(shared, plain)
+    assert ran[0] == 2 * (ids.shape[1] - 1)  # the prefill: each distinct prompt once
+    assert sum(ran) < ids.numel()  # the plain call prefills all 8 rows
