@@ -173,13 +173,14 @@ def test_reference_passes_a_contrast_rewarder_made_are_not_made_again(tiny_model
     monkeypatch.setattr(textgen, "completion_logprobs", lambda *a, **k: passes.append(1) or real(*a, **k))
 
     batch = trainer._generate_and_score_completions([{"prompt": [{"role": "user", "content": "Hi"}]}] * 2)
-    assert len(passes) == 2  # the contrast's two; distillation and KL logging reused them
+    assert len(passes) == 3  # the contrast's two and the live policy's; distillation and KL reused the reference ones
     assert len(trainer._metrics["train"]["context/distill_gap"]) == len(trainer._metrics["train"]["kl"]) == 1
     for context in ("generation", "loss"):
-        shared = trainer._reference_logps(context, batch)
-        trainer.policy_handle = None  # the trainer's own pass over the same tokens agrees
-        assert torch.allclose(shared, trainer._reference_logps(context, batch), atol=1e-4)
-        trainer.policy_handle = rewarder.policy
+        for reference in (True, False):
+            shared = trainer._logps(context, batch, reference=reference)
+            trainer.policy_handle = None  # the trainer's own pass over the same tokens agrees
+            assert torch.allclose(shared, trainer._logps(context, batch, reference=reference), atol=1e-4)
+            trainer.policy_handle = rewarder.policy
 
 
 def test_context_distillation_needs_the_prompt_out_of_the_loss():

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
@@ -140,6 +140,11 @@ class ChatModel(Component):
         """Cheap checks of what the backend needs from its environment (an API key variable),
         run by `config check` and before a run or `score` starts; raise a DynalignError."""
 
+    def fingerprint(self) -> str | None:
+        """The identity of the weights that answer (e.g. a local folder's files), for caching
+        measurements of an unchanged model (`dynalign.measured`); None: not known, never cached."""
+        return None
+
 
 @runtime_checkable
 class TrainablePolicy(Protocol):
@@ -234,6 +239,17 @@ class PolicyHandle:
         """Like `ChatModel.completion_logprobs`; a completion may also be given as token ids."""
         raise NotImplementedError
 
+    def fingerprint(self) -> str | None:
+        """The identity of the initial (reference) weights, as `ChatModel.fingerprint`; None:
+        not known, so measurements of this policy are never cached."""
+        return None
+
+    def shared_prefill(self) -> AbstractContextManager[None]:
+        """While entered, the live model's own `generate` (as an optimizer's library calls it)
+        prefills each distinct prompt of a batch once; a backend without such a fast path
+        changes nothing (the default)."""
+        return nullcontext()
+
 
 class Rewarder(Component):
     """Scores completions; follows TRL's reward-function contract.
@@ -292,6 +308,7 @@ class TrainRequest:
     resume: bool
     on_metrics: Callable[[dict[str, Any]], None]
     on_rewind: Callable[[int], None] = lambda step: None  # drop this round's metrics after `step`
+    on_time: Callable[[str, float], None] = lambda name, seconds: None  # wall time of a phase of the round
     seed: int = 0
 
 

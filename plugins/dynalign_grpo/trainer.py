@@ -18,6 +18,8 @@ distillation; TRL accepts (batch, tokens) advantages from subclasses).
 from __future__ import annotations
 
 import copy
+import time
+from contextlib import nullcontext
 from typing import Any
 
 import torch
@@ -57,7 +59,10 @@ class ValueContextGRPOTrainer(GRPOTrainer):
 
     def _generate(self, prompts: list) -> tuple:
         generation_prompts = [with_system(p, self.value_system_prompt) for p in prompts]
-        output = list(super()._generate(generation_prompts))
+        started = time.perf_counter()
+        with self.policy_handle.shared_prefill() if self.policy_handle is not None else nullcontext():
+            output = list(super()._generate(generation_prompts))
+        self._metrics["train"]["time/generation"].append(time.perf_counter() - started)
         self._generation_prompt_ids = [list(ids) for ids in output[0]]
         self._conversations = {"generation": generation_prompts, "loss": generation_prompts}
         if self.exclude_system_prompt:
@@ -68,22 +73,37 @@ class ValueContextGRPOTrainer(GRPOTrainer):
         self.last_loss_prompt_ids = [list(ids) for ids in output[0]]
         return tuple(output)
 
+    def _calculate_rewards(self, *args: Any, **kwargs: Any) -> Any:
+        started = time.perf_counter()
+        rewards = super()._calculate_rewards(*args, **kwargs)
+        self._metrics["train"]["time/scoring"].append(time.perf_counter() - started)
+        return rewards
+
+    def training_step(self, *args: Any, **kwargs: Any) -> Any:
+        started = time.perf_counter()
+        loss = super().training_step(*args, **kwargs)
+        self._metrics["train"]["time/step"].append(time.perf_counter() - started)
+        return loss
+
     def _generate_and_score_completions(self, inputs: list[dict[str, Any]]) -> dict[str, Any]:
         batch = super()._generate_and_score_completions(inputs)
+        started = time.perf_counter()
         if self.context_correction:
             self._reweight_advantages(batch)
         distill = self.context_distillation > 0 and self.reference_policy is not None
         log_kl = self.log_kl and self.beta == 0.0 and self.reference_policy is not None
         if distill or log_kl:
-            policy = self._completion_logps(self.model, self.last_loss_prompt_ids, batch)  # shared by both
+            policy = self._logps("loss", batch, reference=False)  # shared by both
             if distill:
                 self._add_distillation_credit(batch, policy)
             if log_kl:
                 self._log_reference_kl(batch, policy)
+        self._metrics["train"]["time/value_context"].append(time.perf_counter() - started)
         return batch
 
     def _completion_logps(self, model: Any, prompt_ids: list[list[int]], batch: dict[str, Any]) -> torch.Tensor:
-        """Per-token log-probabilities of the batch's completions after the given prompts."""
+        """Per-token log-probabilities of the batch's completions after the given prompts
+        (the plain pass, for a trainer used without a policy handle)."""
         pad = self._tokenizer.pad_token_id
         width = max(len(ids) for ids in prompt_ids)
         padded = torch.tensor([[pad] * (width - len(ids)) + ids for ids in prompt_ids], device=self.accelerator.device)
@@ -99,18 +119,18 @@ class ValueContextGRPOTrainer(GRPOTrainer):
             )
         return logps
 
-    def _reference_logps(self, context: str, batch: dict[str, Any]) -> torch.Tensor:
-        """Initial-policy log-probabilities of the batch's completions in the `generation` or
-        `loss` context. Asked through the policy handle when there is one: a rewarder that already
-        scored the same tokens in the same context (self-reward's contrast) has them remembered,
-        which saves a forward pass each."""
+    def _logps(self, context: str, batch: dict[str, Any], *, reference: bool) -> torch.Tensor:
+        """Log-probabilities of the batch's completions in the `generation` or `loss` context,
+        by the initial (reference) or the live policy. Asked through the policy handle when
+        there is one: it computes shared prefixes once, and a reference pass a rewarder already
+        made over the same tokens (self-reward's contrast) is remembered, not made again."""
         prompt_ids = self._generation_prompt_ids if context == "generation" else self.last_loss_prompt_ids
         if self.policy_handle is None:
-            with self.reference_policy() as reference:
-                return self._completion_logps(reference, prompt_ids, batch)
+            with self.reference_policy() if reference else nullcontext(self.model) as model:
+                return self._completion_logps(model, prompt_ids, batch)
         mask = batch["completion_mask"].bool()
         tokens = [row[keep].tolist() for row, keep in zip(batch["completion_ids"], mask)]
-        rows = self.policy_handle.completion_logprobs(self._conversations[context], tokens, reference=True)
+        rows = self.policy_handle.completion_logprobs(self._conversations[context], tokens, reference=reference)
         logps = torch.zeros(mask.shape, dtype=torch.float32, device=mask.device)
         for i, row in enumerate(rows):
             logps[i, : len(row)] = torch.tensor(row, dtype=torch.float32)
@@ -119,8 +139,8 @@ class ValueContextGRPOTrainer(GRPOTrainer):
     def _reweight_advantages(self, batch: dict[str, Any]) -> None:
         """advantage *= min(pi(y|x) / pi(y|system,x), clip); logs the mean weight."""
         mask = batch["completion_mask"]
-        loss_logps = (self._completion_logps(self.model, self.last_loss_prompt_ids, batch) * mask).sum(dim=1)
-        generation_logps = (self._completion_logps(self.model, self._generation_prompt_ids, batch) * mask).sum(dim=1)
+        loss_logps = (self._logps("loss", batch, reference=False) * mask).sum(dim=1)
+        generation_logps = (self._logps("generation", batch, reference=False) * mask).sum(dim=1)
         weights = torch.exp((loss_logps - generation_logps).clamp(max=torch.log(torch.tensor(self.correction_clip))))
         batch["advantages"] = batch["advantages"] * weights.to(batch["advantages"].dtype)
         self._metrics["train"]["context/importance_weight"].append(weights.mean().item())
@@ -129,7 +149,7 @@ class ValueContextGRPOTrainer(GRPOTrainer):
         """advantage[t] += weight * (log pi_initial(y_t | system, x) - log pi(y_t | x)); logs the
         mean per-token gap, which shrinks as the prompt's effect moves into the weights."""
         mask = batch["completion_mask"]
-        gap = (self._reference_logps("generation", batch) - policy) * mask
+        gap = (self._logps("generation", batch, reference=True) - policy) * mask
         advantages = batch["advantages"]
         if advantages.dim() == 1:
             advantages = advantages.unsqueeze(1)
@@ -140,7 +160,7 @@ class ValueContextGRPOTrainer(GRPOTrainer):
     def _log_reference_kl(self, batch: dict[str, Any], policy: torch.Tensor) -> None:
         """TRL's k3 estimate of KL(policy || initial policy) on the loss sequences, for logging only."""
         mask = batch["completion_mask"]
-        initial = self._reference_logps("loss", batch)
+        initial = self._logps("loss", batch, reference=True)
         per_token = torch.exp(initial - policy) - (initial - policy) - 1
         kl = (per_token * mask).sum() / mask.sum().clamp(min=1)
         self._metrics["train"]["kl"].append(self.accelerator.gather(kl).mean().item())

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any
 
@@ -23,8 +23,10 @@ class HFPolicyHandle(PolicyHandle):
         tokenizer: Any,
         reference: Callable[[], AbstractContextManager[Any]] | None = None,
         batch_size: int = 8,
+        identity: str | None = None,
     ) -> None:
         self.model = model
+        self.identity = identity
         self.tokenizer = tokenizer
         self.reference = reference or (lambda: nullcontext(model))
         self.batch_size = batch_size
@@ -37,6 +39,27 @@ class HFPolicyHandle(PolicyHandle):
                 yield model
         else:
             yield self.model
+
+    def fingerprint(self) -> str | None:
+        """The initial weights' identity, as the backend that made this handle knows it."""
+        return self.identity
+
+    @contextmanager
+    def shared_prefill(self) -> Iterator[None]:
+        """The live model's `generate` prefills each distinct prompt once while entered."""
+        from dynalign_hf.prefix import generate_shared
+
+        target = self.model
+        plain = target.generate
+
+        def shared(input_ids: Any = None, attention_mask: Any = None, **kwargs: Any) -> Any:
+            return generate_shared(target, input_ids, attention_mask, generate=plain, **kwargs)
+
+        target.generate = shared
+        try:
+            yield
+        finally:
+            del target.generate  # the class's own method shows through again
 
     def chat(
         self, conversations: Sequence[Conversation], params: GenerationParams, *, reference: bool = False
