@@ -18,6 +18,13 @@ IFEVAL_DATA = Path(
 )
 
 
+@pytest.fixture(autouse=True)
+def _measure_afresh(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests measure every time (the measurement cache is shared with the user's runs); the
+    cache's own tests turn it back on with a private DYNALIGN_CACHE_DIR."""
+    monkeypatch.setenv("DYNALIGN_NO_CACHE", "1")
+
+
 @pytest.fixture
 def fake_dist(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """Install a fake plugin distribution on sys.path: a `.dist-info` folder plus a module.

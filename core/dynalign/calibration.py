@@ -9,10 +9,11 @@ is the shorter one: a signal that merely likes longer answers fails there.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from dynalign.interfaces import Rewarder
+from dynalign.interfaces import PolicyHandle, Rewarder
+from dynalign.measured import measure_once
 from dynalign.values import CalibrationPair
 
 
@@ -68,6 +69,30 @@ def measure_signal(rewarder: Rewarder, pairs: Sequence[CalibrationPair]) -> dict
         by_kind.setdefault(pair.kind or "unlabeled", []).append(outcome)
     summary["accuracy_by_kind"] = {kind: sum(o) / len(o) for kind, o in sorted(by_kind.items())}
     return summary
+
+
+def measure_signal_once(
+    rewarder: Rewarder,
+    pairs: Sequence[CalibrationPair],
+    policy: PolicyHandle,
+    *,
+    label: str,
+    say: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """`measure_signal`, reused from the measurement cache while the policy's initial weights,
+    the value, the pairs and the signal's definition (rewarder and options) are unchanged."""
+    identity = policy.fingerprint()
+    value = getattr(rewarder.context, "value", None)
+    key = None
+    if identity is not None:
+        key = {
+            "policy": identity,
+            "rewarder": rewarder.name,
+            "options": rewarder.options.model_dump(mode="json"),
+            "value": value.model_dump(mode="json") if value is not None else None,
+            "pairs": [p.model_dump(mode="json") for p in pairs],
+        }
+    return measure_once("signal", key, lambda: measure_signal(rewarder, pairs), say=say, label=label)
 
 
 def credibly_above_chance(summary: dict[str, Any]) -> bool:

@@ -25,7 +25,8 @@ from typing import Any
 import numpy as np
 
 from dynalign.calibration import pair_outcome
-from dynalign.interfaces import ChatModel, GenerationParams, with_system
+from dynalign.interfaces import ChatModel, Conversation, GenerationParams, with_system
+from dynalign.measured import measure_once
 from dynalign.values import CalibrationPair, ValueSpec
 from dynalign_eval.stats import bootstrap_ci
 
@@ -38,10 +39,19 @@ def _accuracy(outcomes: list[float], resamples: int, seed: int) -> dict[str, Any
     return {"accuracy": _mean(outcomes), "ci95": list(bootstrap_ci(outcomes, resamples, seed)), "n": len(outcomes)}
 
 
-def pair_logprobs(model: ChatModel, pairs: Sequence[CalibrationPair]) -> list[tuple[list[float], list[float]]]:
-    """Per-token log-probabilities of (better, worse) for each pair, unprompted."""
-    conversations = [[{"role": "user", "content": p.prompt}] for p in pairs for _ in range(2)]
-    logps = model.completion_logprobs(conversations, [a for p in pairs for a in (p.better, p.worse)])
+def pair_logprobs(
+    model: ChatModel, pairs: Sequence[CalibrationPair], say: Callable[[str], None] | None = None
+) -> list[tuple[list[float], list[float]]]:
+    """Per-token log-probabilities of (better, worse) for each pair, unprompted; measured once
+    per model and pairs (`dynalign.measured`), so the base model's side is not redone."""
+
+    def measure() -> list[list[float]]:
+        conversations = [[{"role": "user", "content": p.prompt}] for p in pairs for _ in range(2)]
+        return model.completion_logprobs(conversations, [a for p in pairs for a in (p.better, p.worse)])
+
+    identity = model.fingerprint()
+    key = None if identity is None else {"model": identity, "pairs": [p.model_dump(mode="json") for p in pairs]}
+    logps = measure_once("pair-logprobs", key, measure, say=say, label="eval: pair log-likelihoods")
     return list(zip(logps[0::2], logps[1::2]))
 
 
@@ -109,6 +119,37 @@ def pair_metrics(
     }
 
 
+def _base_samples(
+    system: str,
+    base: ChatModel,
+    bare: list[Conversation],
+    samples: int,
+    max_new_tokens: int,
+    seed: int,
+    say: Callable[[str], None] | None,
+) -> dict[str, Any]:
+    """The base model's side of (c), measured once per model, prompts and settings: samples
+    from pi_base(.|system, x) and their summed log-likelihoods with and without the system."""
+
+    def measure() -> dict[str, Any]:
+        prompted = [with_system(c, system) for c in bare]
+        params = GenerationParams(max_new_tokens=max_new_tokens, temperature=1.0, n=samples, seed=seed)
+        drawn = base.chat(prompted, params)
+        index = [i for i, group in enumerate(drawn) for _ in group]
+        answers = [a for group in drawn for a in group]
+        return {
+            "index": index,
+            "answers": answers,
+            "with_value": [sum(lp) for lp in base.completion_logprobs([prompted[i] for i in index], answers)],
+            "base_bare": [sum(lp) for lp in base.completion_logprobs([bare[i] for i in index], answers)],
+        }
+
+    identity = base.fingerprint()
+    settings = {"samples": samples, "max_new_tokens": max_new_tokens, "seed": seed}
+    key = None if identity is None else {"model": identity, "system": system, "prompts": bare, **settings}
+    return measure_once("gap-base", key, measure, say=say, label="eval: base samples for gap closed")
+
+
 def gap_closed(
     value: ValueSpec,
     base: ChatModel,
@@ -118,18 +159,13 @@ def gap_closed(
     max_new_tokens: int,
     resamples: int = 2000,
     seed: int = 0,
+    say: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """(c): the share of KL(pi_base(.|system,x) || pi(.|x)) that training removed, on samples
     from the system-prompted base model (temperature 1: the distribution itself)."""
-    system = value.system_prompt.strip()
     bare = [[{"role": "user", "content": p}] for p in prompts]
-    prompted = [with_system(c, system) for c in bare]
-    params = GenerationParams(max_new_tokens=max_new_tokens, temperature=1.0, n=samples, seed=seed)
-    drawn = base.chat(prompted, params)
-    index = [i for i, group in enumerate(drawn) for _ in group]
-    answers = [a for group in drawn for a in group]
-    with_value = [sum(lp) for lp in base.completion_logprobs([prompted[i] for i in index], answers)]
-    base_bare = [sum(lp) for lp in base.completion_logprobs([bare[i] for i in index], answers)]
+    drawn = _base_samples(value.system_prompt.strip(), base, bare, samples, max_new_tokens, seed, say)
+    index, answers, with_value, base_bare = drawn["index"], drawn["answers"], drawn["with_value"], drawn["base_bare"]
     aligned_bare = [sum(lp) for lp in aligned.completion_logprobs([bare[i] for i in index], answers)]
     per_prompt = np.zeros((len(prompts), 2))
     counts = np.zeros(len(prompts))
@@ -175,14 +211,14 @@ def efficacy(
     pairs = list(getattr(value, split))
     if pairs:
         say(f"eval: efficacy on {len(pairs)} {split} labeled pairs (log-likelihoods, base and aligned)")
-        out["pairs"] = pair_metrics(pair_logprobs(base, pairs), pair_logprobs(aligned, pairs), resamples, seed)
+        out["pairs"] = pair_metrics(pair_logprobs(base, pairs, say), pair_logprobs(aligned, pairs), resamples, seed)
         out["n_pairs"] = len(pairs)
     else:
         out["pairs"] = {"skipped": f"value {value.name!r} has no {split} pairs"}
     where = split.replace("_", "-")
     if prompts:
         say(f"eval: gap closed on {len(prompts)} {where} prompts x {samples} samples")
-        out["gap"] = gap_closed(value, base, aligned, prompts, samples, max_new_tokens, resamples, seed)
+        out["gap"] = gap_closed(value, base, aligned, prompts, samples, max_new_tokens, resamples, seed, say)
     else:
         out["gap"] = {"skipped": f"no {where} prompts"}
     return out

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from dynalign.calibration import credibly_above_chance, describe_measure, measure_signal
+from dynalign.calibration import credibly_above_chance, describe_measure, measure_signal_once
 from dynalign.errors import DynalignError
 from dynalign.interfaces import ChatModel, Rewarder, TrainablePolicy
 from dynalign.values import CalibrationPair, ValueSpec
@@ -133,7 +133,7 @@ def measure_signals(
     results = {}
     for name in names or offered:
         offered[name].bind_policy(handle)
-        results[name] = measure_signal(offered[name], pairs)
+        results[name] = measure_signal_once(offered[name], pairs, handle, label=f"judge-check signal {name}", say=say)
         if say:
             say(f"judge-check signal: {describe_measure(name, results[name])}")
     return results

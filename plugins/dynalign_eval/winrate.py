@@ -5,20 +5,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from dynalign.interfaces import ChatModel, GenerationParams
+from dynalign.interfaces import ChatModel
 from dynalign.rundir import RunDirectory
 from dynalign.values import ValueSpec
+from dynalign_eval.answers import greedy_answers
 from dynalign_eval.options import EvalError, EvalOptions
 from dynalign_eval.stats import length_controlled, length_controlled_ci, summarize
 from dynalign_eval.verdicts import both_orders, order_score, pairwise, resolve_mode
 
 NO_PILLAR = "(no pillar)"
-
-
-def _answer(model: ChatModel, prompts: list[str], options: EvalOptions) -> list[str]:
-    params = GenerationParams(max_new_tokens=options.max_new_tokens, temperature=0.0, seed=options.seed)
-    # Without the value's system prompt: the question is whether training moved the model itself.
-    return [reply[0] for reply in model.chat([[{"role": "user", "content": p}] for p in prompts], params)]
 
 
 def win_rate(
@@ -40,8 +35,8 @@ def win_rate(
     records = prompts.held_out[: options.limit]
     texts = [r.prompt for r in records]
     say(f"eval: answering {len(texts)} held-out prompts with the base and the aligned model")
-    base_answers = _answer(base, texts, options)
-    aligned_answers = _answer(aligned, texts, options)
+    base_answers = greedy_answers(base, texts, options.max_new_tokens, options.seed, say, "eval: base answers")
+    aligned_answers = greedy_answers(aligned, texts, options.max_new_tokens, options.seed)
     mode = resolve_mode(judge, options.judge_mode)
     say(f"eval: judging {len(texts)} pairs in both orders ({mode})")
     forward = pairwise(

@@ -123,7 +123,13 @@ class HFChatModel(ChatModel):
 
         if model is None:
             model, tokenizer = self.loaded()
-        return HFPolicyHandle(model, tokenizer, reference, self.options.batch_size)
+        return HFPolicyHandle(model, tokenizer, reference, self.options.batch_size, self.fingerprint())
+
+    def fingerprint(self) -> str | None:
+        """The model folder's identity (files, sizes, times) and the dtype it is computed in."""
+        from dynalign.measured import digest, folder_fingerprint
+
+        return digest([folder_fingerprint(self.pretrained_path()), self.options.dtype])
 
     def describe(self) -> dict[str, Any]:
         """Backend, model as configured and the folder it resolved to."""

