@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -152,10 +153,18 @@ def run_command(
     config: Annotated[Path | None, typer.Argument(help="Config file; none runs the default CA stack.")] = None,
     out: Annotated[Path | None, typer.Option(help="Run directory (default runs/<config name>).")] = None,
     resume: Annotated[bool, typer.Option(help="Continue a stopped run in --out.")] = False,
+    no_cache: Annotated[
+        bool,
+        typer.Option("--no-cache", help="Measure afresh, not from the measurement cache (DYNALIGN_NO_CACHE=1)."),
+    ] = False,
 ) -> None:
     """Run a config: prompts, rounds of training, results in a run directory."""
     from dynalign.config import load_config
     from dynalign.loop import run
+    from dynalign.measured import NO_CACHE_ENV
+
+    if no_cache:
+        os.environ[NO_CACHE_ENV] = "1"
 
     run(load_config(config), source=str(config) if config else None, out=out, resume=resume, say=typer.echo)
 

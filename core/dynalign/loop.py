@@ -14,6 +14,7 @@ from dynalign.interfaces import ChatModel, PromptRecord, PromptSet, TrainRequest
 from dynalign.registry import Registry
 from dynalign.rundir import RunDirectory
 from dynalign.stack import Stack, preflight, resolve
+from dynalign.timing import recorder, summary_line, timed
 
 Say = Callable[[str], None]
 
@@ -45,13 +46,16 @@ def run(
     stack.context.run_dir = run_dir.root
     stack.context.say = say
     say(f"run directory: {run_dir.root}")
+    started = time.perf_counter()
 
     prompts = run_dir.read_prompts()
     if prompts is None:
         say(f"prompts: generating with {config.prompts.generator!r}")
+        began = time.perf_counter()
         with run_dir.starting():  # a start that fails leaves nothing behind
             prompts = stack.generator.generate(stack.value)
         run_dir.write_prompts(prompts)
+        recorder(run_dir)("prompts", time.perf_counter() - began)
     say(f"prompts: {len(prompts.train)} train, {len(prompts.held_out)} held out")
 
     state = run_dir.state
@@ -79,6 +83,7 @@ def run(
     run_dir.write_json("results.json", {"final_model": final, "rounds": state["rounds"]})
     _run_stages(stack, run_dir, state, say, before_training=False)
     say(f"done: final model in {final}; metrics in {run_dir.path(RunDirectory.METRICS)}")
+    say(summary_line(run_dir, total=time.perf_counter() - started))
     return run_dir
 
 
@@ -89,7 +94,8 @@ def _run_stages(stack: Stack, run_dir: RunDirectory, state: dict[str, Any], say:
         if stage.before_training != before_training or ref.name in done:
             continue
         say(f"stage: {ref.name}")
-        stage.run(stack, run_dir, say)
+        with timed(recorder(run_dir), f"stage {ref.name}"):
+            stage.run(stack, run_dir, say)
         done.append(ref.name)
         run_dir.save_state(state)
 
@@ -134,6 +140,7 @@ def _request(
         resume=resume,
         on_metrics=_metrics_writer(run_dir, round_index) if main else lambda row: None,
         on_rewind=(lambda step: run_dir.rewind_metrics(round_index, step)) if main else lambda step: None,
+        on_time=_time_writer(run_dir, round_index) if main else lambda name, seconds: None,
         seed=stack.config.seed + round_index,
     )
 
@@ -163,6 +170,11 @@ def _wait_for(read: Callable[[], Any], timeout: float, what: str) -> Any:
             raise RunDirectoryError(f"rank 0 wrote no {what} in time")
         time.sleep(1.0)
     return found
+
+
+def _time_writer(run_dir: RunDirectory, round_index: int) -> Callable[[str, float], None]:
+    record = recorder(run_dir)
+    return lambda name, seconds: record(f"round {round_index}: {name}", seconds)
 
 
 def _metrics_writer(run_dir: RunDirectory, round_index: int) -> Callable[[dict[str, Any]], None]:

@@ -10,8 +10,10 @@ from typing import Any
 
 from dynalign.context import RunContext
 from dynalign.errors import DynalignError, UnsupportedError
-from dynalign.interfaces import ChatModel, GenerationParams
+from dynalign.interfaces import ChatModel
 from dynalign.rundir import RECORDED_PACKAGES, RunDirectory, package_versions
+from dynalign.timing import recorder
+from dynalign_eval.answers import greedy_answers
 from dynalign_eval.options import EvalError, EvalOptions
 from dynalign_eval.rundata import describe, model_path
 from dynalign_eval.winrate import win_rate
@@ -35,11 +37,6 @@ def spread(items: list[Any], n: int | None) -> list[Any]:
     return items[::step][:n]
 
 
-def _answers(model: ChatModel, prompts: list[str], max_new_tokens: int, seed: int) -> list[str]:
-    params = GenerationParams(max_new_tokens=max_new_tokens, temperature=0.0, seed=seed)
-    return [reply[0] for reply in model.chat([[{"role": "user", "content": p}] for p in prompts], params)]
-
-
 def _ifeval(run_dir: RunDirectory, base: ChatModel, aligned: ChatModel, options: EvalOptions, say: Say) -> dict:
     from dynalign_eval import ifeval
 
@@ -56,7 +53,7 @@ def _ifeval(run_dir: RunDirectory, base: ChatModel, aligned: ChatModel, options:
     answers = {}
     for role, model in (("base", base), ("aligned", aligned)):
         say(f"eval: IFEval, {len(rows)} prompts, {role} model")
-        answers[role] = _answers(model, prompts, options.ifeval_max_new_tokens, options.seed)
+        answers[role] = greedy_answers(model, prompts, options.ifeval_max_new_tokens, options.seed, say, "eval: IFEval")
         out[role] = ifeval.score(rows, answers[role], options.bootstrap, options.seed)
     out["tokenizers"] = out["base"]["tokenizers"]
     run_dir.rewrite_jsonl(
@@ -154,13 +151,20 @@ def evaluate(
         "ifeval": lambda: _ifeval(run_dir, base, aligned, options, say),
         "tasks": lambda: _tasks(base, aligned, options, say, results["errors"]),
     }
+    record = recorder(run_dir)
+    results["section_seconds"] = {}
     for name in SECTIONS:
+        began = time.perf_counter()
         try:
             results[name] = sections[name]()
         except DynalignError as exc:
             results[name] = {"error": str(exc)}
             results["errors"][name] = str(exc)
             say(f"eval: {name} failed: {exc}")
+        seconds = time.perf_counter() - began
+        results["section_seconds"][name] = round(seconds, 2)
+        if seconds >= 0.05:  # skipped sections are not phases
+            record(f"eval: {name}", seconds)
         results["pending"].remove(name)
         run_dir.write_json(RESULTS, results)
     results["status"] = "partial" if results["errors"] else "complete"

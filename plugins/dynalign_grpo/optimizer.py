@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,6 +24,13 @@ def _trainable_path(policy: ChatModel) -> str:
     if not isinstance(policy, TrainablePolicy):
         raise ConfigError(f"policy.backend {policy.name!r} cannot be trained by grpo; use a local backend such as 'hf'")
     return policy.pretrained_path()
+
+
+def _lap(request: TrainRequest, phase: str, began: float) -> float:
+    """Report the phase that began at `began` through the request; returns now."""
+    now = time.perf_counter()
+    request.on_time(phase, now - began)
+    return now
 
 
 def last_checkpoint(folder: Path) -> Path | None:
@@ -55,6 +63,7 @@ class GRPOOptimizer(Optimizer):
         from dynalign_grpo.trainer import ValueContextGRPOTrainer
 
         opts = self.options
+        began = time.perf_counter()
         base_path = _trainable_path(request.policy)
         checkpoints = request.output_dir / "checkpoints"
         weights = [w.weight for w in request.rewarders]
@@ -86,17 +95,21 @@ class GRPOOptimizer(Optimizer):
             context_distillation=opts.context_distillation,
         )
         trainer.remove_callback(ProgressCallback)  # MetricsCallback shows a compact bar instead
+        began = _lap(request, "load", began)
         frozen = self._frozen_factory(trainer.model, base_path)
         trainer.reference_policy = frozen
         handle = request.policy.policy_handle(trainer.model, tokenizer, frozen)  # type: ignore[attr-defined]
         trainer.policy_handle = handle  # reference passes the rewarders already made are not made again
         for weighted in request.rewarders:
             weighted.rewarder.bind_policy(handle)
+        began = _lap(request, "rewarders", began)  # self-reward auto measures its signals here
         with warnings.catch_warnings():
             # TRL calls transformers' deprecated gradient-checkpointing names every step
             warnings.filterwarnings("ignore", category=FutureWarning, module="transformers")
             trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+        began = _lap(request, "steps", began)
         model_dir = self._save_final(trainer, tokenizer, request.output_dir)
+        _lap(request, "save", began)
         return TrainResult(
             model_dir=model_dir,
             steps=trainer.state.global_step,
