@@ -55,6 +55,9 @@ def test_identical_models_tie_and_results_record_settings(tmp_path, tiny_model_d
     assert data["ifeval"]["base"]["n_prompts"] == 3
     assert data["ifeval"]["base"]["prompt_level_strict_acc"] == data["ifeval"]["aligned"]["prompt_level_strict_acc"]
     assert "win rate 50.0%" in result.stdout
+    assert set(data["section_seconds"]) == {"efficacy", "win_rate", "judge_check", "ifeval", "tasks"}
+    phases = json.loads(run.path("timings.json").read_text())["phases"]
+    assert {"eval: win_rate", "eval: ifeval"} <= set(phases)  # what ran is a phase of the run
 
 
 def test_run_without_trained_model_is_one_line(tmp_path, tiny_model_dir, run_cli):

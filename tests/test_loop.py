@@ -59,8 +59,10 @@ class CountingOptimizer(Optimizer):
         start = json.loads(ckpt.read_text())["step"] if request.resume and ckpt.exists() else 0
         request.on_rewind(start)
         request.output_dir.mkdir(parents=True, exist_ok=True)
+        request.on_time("load", 0.5)
         for step in range(start + 1, self.options.steps + 1):
-            request.on_metrics({"step": step, "reward_mean": float(step), "parent": request.policy.pretrained_path()})
+            row = {"step": step, "reward_mean": float(step), "parent": request.policy.pretrained_path()}
+            request.on_metrics({**row, "time/step": 2.0 * step, "time/generation": float(step)})
             if step == type(self).die_at:
                 raise Killed(step)
             if step % 2 == 0:
@@ -109,6 +111,18 @@ def test_run_writes_config_prompts_metrics_state(tmp_path, registry):
     assert [(r["round"], r["step"]) for r in rows] == [(0, 1), (0, 2), (0, 3), (0, 4), (1, 1), (1, 2), (1, 3), (1, 4)]
     assert rows[4]["parent"].endswith("rounds/0/model")  # round 2 starts from round 1's model
     assert json.loads((run_dir.root / "results.json").read_text())["final_model"].endswith("rounds/1/model")
+
+
+def test_run_records_its_phase_timings_and_ends_with_a_summary(tmp_path, registry):
+    config, source = _config(tmp_path, rounds=2)
+    said: list[str] = []
+    run_dir = run(config, source=source, out=tmp_path / "r", registry=registry, say=said.append)
+    phases = json.loads((run_dir.root / "timings.json").read_text())["phases"]
+    assert {"prompts", "round 0: load", "round 1: load"} <= set(phases)
+    assert phases["round 0: load"] == {"seconds": 0.5, "count": 1}
+    summary = said[-1]
+    assert summary.startswith("timings: prompts ") and "round 1: load 0.5 s" in summary
+    assert "median step 5.0 s (generation 2.5)" in summary and "total " in summary
 
 
 def test_kill_and_resume_loses_and_repeats_no_step(tmp_path, registry, monkeypatch):
