@@ -46,7 +46,7 @@ def run(
     stack.context.run_dir = run_dir.root
     stack.context.say = say
     say(f"run directory: {run_dir.root}")
-    started = time.perf_counter()
+    run_started = time.perf_counter()
 
     prompts = run_dir.read_prompts()
     if prompts is None:
@@ -83,7 +83,7 @@ def run(
     run_dir.write_json("results.json", {"final_model": final, "rounds": state["rounds"]})
     _run_stages(stack, run_dir, state, say, before_training=False)
     say(f"done: final model in {final}; metrics in {run_dir.path(RunDirectory.METRICS)}")
-    say(summary_line(run_dir, total=time.perf_counter() - started))
+    say(summary_line(run_dir, total=time.perf_counter() - run_started))
     return run_dir
 
 
