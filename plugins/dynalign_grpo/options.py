@@ -103,9 +103,6 @@ def build_grpo_config(options: GRPOOptions, output_dir: Path, seed: int, reward_
         "report_to": "none",
         "use_cpu": not on_gpu,
         "bf16": on_gpu and torch.cuda.is_bf16_supported(),
-        # TRL turns it on by default; on a CPU, memory is not what runs out, and recomputing
-        # every activation in the backward pass costs about a third of the step
-        "gradient_checkpointing": on_gpu,
         "dataloader_num_workers": 0,
         "save_only_model": False,
         "disable_tqdm": False,
