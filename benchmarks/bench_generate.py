@@ -1,0 +1,107 @@
+"""Sampling on a CPU: which way of calling `generate` is fastest for a GRPO step's batch?
+
+The batch is the demo's: 2 prompts (CA's system prompt + a task) x 4 samples, 64 new tokens,
+temperature 1, on SmolLM2-135M-Instruct wrapped in the demo's LoRA adapter (as the trainer
+samples). Variants, each timed `--repeats` times after one warm-up:
+
+- `plain`: `generate` on the 8 left-padded rows (every row prefills its prompt);
+- `shared-prefill`: each distinct prompt prefilled once (`dynalign_hf.prefix.generate_shared`);
+- `static-cache`: `cache_implementation="static"` (fixed-shape cache);
+- `compiled`: static cache plus `torch.compile` of the forward pass;
+- `one-thread`: shared prefill with `torch.set_num_threads(1)` (decoding is memory-bound).
+
+    .venv/bin/python benchmarks/bench_generate.py --repeats 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+
+
+def main() -> None:
+    """Time each variant and print one JSON line each."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--tokens", type=int, default=64)
+    parser.add_argument("--variants", default="plain,shared-prefill,static-cache,one-thread,compiled")
+    args = parser.parse_args()
+
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    from dynalign.plugins import load_registry
+    from dynalign_hf.backend import HFChatModel
+    from dynalign_hf.prefix import generate_shared
+    from dynalign_hf.textgen import _left_padded, render
+
+    value = load_registry().get("value", "ca").obj
+    model, tokenizer = HFChatModel().loaded()
+    model = get_peft_model(model, LoraConfig(r=16, lora_alpha=32, target_modules="all-linear", task_type="CAUSAL_LM"))
+    system = value.system_prompt.strip()
+    texts = [
+        render(tokenizer, [{"role": "system", "content": system}, {"role": "user", "content": p.prompt}])
+        for p in value.prompts[:2]
+    ]
+    batch = _left_padded(tokenizer, texts, model.device)
+    ids, mask = batch["input_ids"].repeat_interleave(4, 0), batch["attention_mask"].repeat_interleave(4, 0)
+    settings = {
+        "max_new_tokens": args.tokens,
+        "min_new_tokens": args.tokens,  # every variant makes the same number of tokens
+        "do_sample": True,
+        "temperature": 1.0,
+        "top_k": None,
+        "pad_token_id": tokenizer.pad_token_id,
+    }
+
+    def run(variant: str) -> None:
+        with torch.no_grad():
+            if variant == "plain":
+                model.generate(input_ids=ids, attention_mask=mask, **settings)
+            elif variant in ("shared-prefill", "one-thread"):
+                generate_shared(model, ids, mask, **settings)
+            elif variant == "static-cache":
+                model.generate(input_ids=ids, attention_mask=mask, cache_implementation="static", **settings)
+            else:
+                model.generate(input_ids=ids, attention_mask=mask, cache_implementation="static", **settings)
+
+    threads = torch.get_num_threads()
+    for variant in args.variants.split(","):
+        torch.set_num_threads(1 if variant == "one-thread" else threads)
+        if variant == "compiled":
+            inner = model.get_base_model()
+            inner.forward = torch.compile(inner.forward, dynamic=False)
+        started = time.perf_counter()
+        try:
+            run(variant)  # warm-up (compiles, for the compiled variant)
+        except Exception as exc:  # a variant this stack cannot run is reported, not fatal
+            print(json.dumps({"variant": variant, "error": f"{type(exc).__name__}: {str(exc)[:300]}"}), flush=True)
+            continue
+        warmup = time.perf_counter() - started
+        times = []
+        for _ in range(args.repeats):
+            started = time.perf_counter()
+            run(variant)
+            times.append(time.perf_counter() - started)
+        median = statistics.median(times)
+        print(
+            json.dumps(
+                {
+                    "variant": variant,
+                    "rows": int(ids.shape[0]),
+                    "prompt_tokens": int(ids.shape[1]),
+                    "new_tokens": args.tokens,
+                    "warmup_s": round(warmup, 2),
+                    "median_s": round(median, 2),
+                    "tokens_per_s": round(ids.shape[0] * args.tokens / median, 1),
+                    "times": [round(t, 2) for t in times],
+                }
+            ),
+            flush=True,
+        )
+
+
+if __name__ == "__main__":
+    main()
