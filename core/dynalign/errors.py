@@ -27,6 +27,10 @@ class UnknownComponentError(ConfigError):
     """A config names a component that no installed plugin registers."""
 
 
+class RewarderError(DynalignError):
+    """A rewarder broke its contract: the wrong number or type of scores, or bad metric keys."""
+
+
 class ValueSpecError(DynalignError):
     """A value file is missing a field or holds an invalid one."""
 
