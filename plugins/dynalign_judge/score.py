@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-from dynalign.files import numbered_jsonl
+from dynalign.files import numbered_jsonl, require_file
 
 
 def _read_rows(path: Path) -> list[dict[str, Any]]:
@@ -19,8 +19,7 @@ def _read_rows(path: Path) -> list[dict[str, Any]]:
     from dynalign.errors import DynalignError
     from dynalign.interfaces import as_conversation
 
-    if not path.exists():
-        raise DynalignError(f"input file {path} does not exist")
+    require_file(path, "input file")
     rows = []
     for number, row in numbered_jsonl(path):
         if not isinstance(row, dict) or "prompt" not in row or "completion" not in row:
