@@ -28,6 +28,7 @@ def generate(
     from dynalign.errors import ConfigError
     from dynalign.plugins import get_registry
     from dynalign.rundir import RunDirectory
+    from dynalign.stack import preflight
     from dynalign_agents.generator import AgentsPromptGenerator
     from dynalign_agents.output import write_prompt_set
 
@@ -41,6 +42,7 @@ def generate(
     if n is not None:
         options["n"] = n
     generator = context.build("prompt_generator", run_config.prompts.generator, options, "prompts.options")
+    preflight(run_config, context, section="prompts")  # e.g. an unset API key: refused before any folder
     folder = out or Path("prompts") / config.stem
     record = {
         "value": value.name,
