@@ -141,7 +141,9 @@ def test_the_readme_value_package_builds_into_a_wheel_that_loads(tmp_path):
     for name, text in files.items():
         (package / name).parent.mkdir(parents=True, exist_ok=True)
         (package / name).write_text(text)
-    check_value_spec(load_value_file(package / "src/dynalign_value_kindness/kindness.toml"))
+    spec = load_value_file(package / "src/dynalign_value_kindness/kindness.toml")
+    check_value_spec(spec)
+    assert spec.held_out and spec.prompts  # a complete value: held-out pairs and bundled prompts
     build = [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "--no-index"]
     subprocess.run([*build, "-w", tmp_path / "dist", package], check=True, capture_output=True, timeout=300)
     (wheel,) = (tmp_path / "dist").glob("dynalign_value_kindness-*.whl")
