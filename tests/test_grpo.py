@@ -291,7 +291,7 @@ def test_a_rewarder_breaking_the_contract_stops_training_with_one_line(tmp_path,
     config = write_config(tmp_path / "broken.toml", text)
     result = run_cli("run", config, "--out", tmp_path / "run")
     assert result.exit_code == 1 and "Traceback" not in result.stderr  # (stderr also holds progress bars)
-    assert result.stderr.endswith(
+    assert (
         "error: rewarder 'broken' must return a list of 4 scores (a float, or None when unscorable); "
-        "it returned '5' (str)\n"
+        "it returned '5' (str)\n" in result.stderr
     )
