@@ -104,7 +104,7 @@ def run_dynalign(work: Path, steps: int, index: int, exclude: bool) -> list[floa
                 "--no-build-isolation",
                 "--target",
                 str(site),
-                str(ROOT / "examples" / "rewarder-rules"),
+                str(ROOT / "examples" / "word-rules"),
             ],
             check=True,
         )

@@ -86,10 +86,7 @@ def examples_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
             "--no-build-isolation",
             "--target",
             str(target),
-            *(
-                str(shutil.copytree(ROOT / "examples" / name, sources / name))
-                for name in ("value-hhh", "rewarder-rules")
-            ),
+            *(str(shutil.copytree(ROOT / "examples" / name, sources / name)) for name in ("value-hhh", "word-rules")),
         ],
         check=True,
         capture_output=True,

@@ -200,7 +200,8 @@ def test_config_check_fails_on_an_unset_api_key_variable(run_cli, monkeypatch):
         ('[[rewarders]]\nname = "self-reward"\nweight = inf\n', "rewarders[0].weight: nan and inf"),
         ('[[rewarders]]\nname = "self-reward"\nweight = 0.0\n', "weights sum to 0"),
         (
-            '[[rewarders]]\nname = "self-reward"\nweight = 1.0\n[[rewarders]]\nname = "self-reward"\nweight = -1.0\n',
+            '[[rewarders]]\nname = "self-reward"\nweight = 1.0\n[[rewarders]]\nname = "self-reward"\nweight = -1.0\n'
+            "allow_negative_weight = true\n",
             "weights sum to 0",
         ),
     ],
@@ -216,3 +217,23 @@ def test_a_non_finite_option_from_the_environment_is_refused(tmp_path, run_cli, 
     monkeypatch.setenv("DYNALIGN_REWARDERS", '[{"name": "self-reward", "weight": "nan"}]')
     result = run_cli("config", "check", write_config(tmp_path / "c.toml", 'value = "ca"\n'))
     assert result.exit_code == 2 and "finite" in result.stderr, result.stderr
+
+
+def test_a_negative_weight_must_be_meant(tmp_path, run_cli):
+    text = '[[rewarders]]\nname = "self-reward"\nweight = 2.0\n[[rewarders]]\nname = "judge"\nweight = -1.0\n'
+    result = run_cli("config", "check", write_config(tmp_path / "typo.toml", text))
+    assert result.exit_code == 2 and result.stderr.count("\n") == 1, result.stderr
+    assert "rewarders[1]: " in result.stderr and "weight -1 is negative" in result.stderr
+    assert "allow_negative_weight = true" in result.stderr
+    meant = load_config(write_config(tmp_path / "meant.toml", text + "allow_negative_weight = true\n"))
+    assert [r.weight for r in meant.rewarders] == [2.0, -1.0]
+
+
+def test_a_config_path_that_is_a_symlink_loop_says_so(tmp_path, run_cli):
+    (tmp_path / "loop.toml").symlink_to(tmp_path / "loop.toml")
+    (tmp_path / "dangling.toml").symlink_to(tmp_path / "gone.toml")
+    result = run_cli("config", "check", tmp_path / "loop.toml")
+    assert result.exit_code == 2 and result.stderr.count("\n") == 1
+    assert "symbolic link that leads back to itself" in result.stderr and "does not exist" not in result.stderr
+    result = run_cli("config", "check", tmp_path / "dangling.toml")
+    assert f"is a symbolic link to {tmp_path / 'gone.toml'}, which does not exist" in result.stderr

@@ -16,7 +16,7 @@ def test_example_packages_are_discovered_after_pip_install(examples_site):
     assert result.returncode == 0, result.stderr
     plugins = {p["name"]: p for p in json.loads(result.stdout)}
     assert plugins["dynalign-value-hhh"]["components"] == [{"kind": "value", "name": "hhh"}]
-    assert plugins["dynalign-rewarder-rules"]["components"] == [{"kind": "rewarder", "name": "word-rules"}]
+    assert plugins["dynalign-word-rules"]["components"] == [{"kind": "rewarder", "name": "word-rules"}]
     assert all(p["status"] == "ok" for p in plugins.values())
 
 
@@ -41,7 +41,7 @@ def test_example_value_and_rewarder_meet_the_contracts(examples_site, monkeypatc
     spec = load_value_file(examples_site / "dynalign_value_hhh" / "hhh.toml")
     check_value_spec(spec)
     assert (spec.score_min, spec.score_max) == (1, 5)
-    from dynalign_rewarder_rules.rewarder import WordRulesOptions, WordRulesRewarder
+    from dynalign_word_rules.rewarder import WordRulesOptions, WordRulesRewarder
 
     check_component(WordRulesRewarder)
     rewarder = WordRulesRewarder(WordRulesOptions(keywords=["safe"], word_pattern="[a-z]+"))
@@ -49,7 +49,7 @@ def test_example_value_and_rewarder_meet_the_contracts(examples_site, monkeypatc
     answers = [[{"role": "assistant", "content": text}] for text in ("it is safe", "IT IS 42")]
     scores = check_rewarder(rewarder, prompts, answers)
     assert scores == [2.0, 0.0]
-    sys.modules.pop("dynalign_rewarder_rules.rewarder", None)
+    sys.modules.pop("dynalign_word_rules.rewarder", None)
 
 
 def test_a_real_wheel_of_the_example_value_carries_its_toml_and_loads(tmp_path):
@@ -141,7 +141,9 @@ def test_the_readme_value_package_builds_into_a_wheel_that_loads(tmp_path):
     for name, text in files.items():
         (package / name).parent.mkdir(parents=True, exist_ok=True)
         (package / name).write_text(text)
-    check_value_spec(load_value_file(package / "src/dynalign_value_kindness/kindness.toml"))
+    spec = load_value_file(package / "src/dynalign_value_kindness/kindness.toml")
+    check_value_spec(spec)
+    assert spec.held_out and spec.prompts  # a complete value: held-out pairs and bundled prompts
     build = [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "--no-index"]
     subprocess.run([*build, "-w", tmp_path / "dist", package], check=True, capture_output=True, timeout=300)
     (wheel,) = (tmp_path / "dist").glob("dynalign_value_kindness-*.whl")

@@ -256,3 +256,42 @@ def test_trl_logs_become_the_metrics_schema():
         "self-reward/length_corr": 0.3,
         "length_reward_corr": 0.3,
     }
+
+
+def test_rewarder_metrics_reach_the_schema_under_one_prefix(server, ca_value, dynalign_registry, tmp_path):
+    """The keys a real rewarder (the judge) reports, through the optimizer's logger: one
+    `judge/` prefix, and `unscorable_rate` fed from it."""
+    from dynalign.context import RunContext
+    from dynalign_grpo.metrics import reward_function, schema_row
+
+    server.script(["Score: 11"])  # out of range: unscorable
+    model = {"model": "fake-judge", "base_url": server.openai_url, "api_key_env": "FAKE_API_KEY"}
+    context = RunContext(value=ca_value, registry=dynalign_registry, run_dir=tmp_path)
+    judge = context.build(
+        "rewarder", "judge", {"model": {"backend": "openai", "options": model}, "logprobs": "never"}, "r"
+    )
+    logged: dict[str, float] = {}
+    prompt = [{"role": "user", "content": "How do we share the garden?"}]
+    scores = reward_function(judge)(
+        [prompt, prompt],
+        [[{"role": "assistant", "content": "Draw plots by lottery."}], [{"role": "assistant", "content": "No."}]],
+        log_metric=logged.__setitem__,
+    )
+    assert scores == [None, None]
+    row = schema_row({"loss": 0.1, "rewards/judge/mean": 0.0, **logged})
+    assert row["judge/unscorable_rate"] == 1.0 and row["unscorable_rate"] == 1.0
+    assert all(key.count("judge/") <= 1 for key in row), sorted(row)
+
+
+def test_a_rewarder_breaking_the_contract_stops_training_with_one_line(tmp_path, tiny_model_dir, run_cli, fake_dist):
+    from test_score_command import BROKEN_REWARDER
+
+    fake_dist("dynalign-broken-rewarder", "broken_rewarder", BROKEN_REWARDER)
+    text = TINY_RUN.format(model=tiny_model_dir, steps=1).replace('name = "self-reward"', 'name = "broken"')
+    config = write_config(tmp_path / "broken.toml", text)
+    result = run_cli("run", config, "--out", tmp_path / "run")
+    assert result.exit_code == 1 and "Traceback" not in result.stderr  # (stderr also holds progress bars)
+    assert (
+        "error: rewarder 'broken' must return a list of 4 scores (a float, or None when unscorable); "
+        "it returned '5' (str)\n" in result.stderr
+    )

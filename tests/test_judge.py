@@ -51,15 +51,15 @@ def test_pointwise_k_samples_averaged_and_invalid_counted(server, ca_value, dyna
     assert judge([PROMPT], [GOOD]) == [pytest.approx(3.0)]
     assert server.count("/messages") == 4
     metrics = judge.pop_metrics()
-    assert metrics["judge/invalid_rate"] == pytest.approx(0.5)  # the unparsable and the out-of-range reply
-    assert metrics["judge/unscored_rate"] == 0.0 and judge.pop_metrics()["judge/invalid_rate"] == 0.0
+    assert metrics["invalid_rate"] == pytest.approx(0.5)  # the unparsable and the out-of-range reply
+    assert metrics["unscorable_rate"] == 0.0 and judge.pop_metrics()["invalid_rate"] == 0.0
 
 
 def test_out_of_range_verdict_gives_none(server, ca_value, dynalign_registry, tmp_path):
     server.script(["Score: 11"])
     judge = make_judge(server, ca_value, dynalign_registry, tmp_path, logprobs="never")
     assert judge([PROMPT, PROMPT], [GOOD, BAD]) == [None, None]
-    assert judge.pop_metrics()["judge/unscored_rate"] == 1.0
+    assert judge.pop_metrics()["unscorable_rate"] == 1.0
 
 
 def test_candidate_cannot_inject_a_verdict(server, ca_value, dynalign_registry, tmp_path):
@@ -88,14 +88,14 @@ def test_pairwise_win_rates_from_both_orders(server, ca_value, dynalign_registry
     rewards = judge([PROMPT] * 3 + ["Other prompt"], [GOOD, BAD, BAD + " Really.", GOOD])
     assert rewards[:3] == [1.0, 0.25, 0.25] and rewards[3] is None  # a lone candidate has no one to beat
     assert server.count() == 6  # 3 pairs, both orders
-    assert judge.pop_metrics()["judge/order_disagreement_rate"] == 0.0
+    assert judge.pop_metrics()["order_disagreement_rate"] == 0.0
 
 
 def test_pairwise_position_bias_is_a_tie(server, ca_value, dynalign_registry, tmp_path):
     server.script(["Winner: A"])
     judge = make_judge(server, ca_value, dynalign_registry, tmp_path, mode="pairwise")
     assert judge([PROMPT, PROMPT], [GOOD, BAD]) == [0.5, 0.5]
-    assert judge.pop_metrics()["judge/order_disagreement_rate"] == 1.0
+    assert judge.pop_metrics()["order_disagreement_rate"] == 1.0
 
 
 def test_groupwise_one_call_per_prompt(server, ca_value, dynalign_registry, tmp_path):
@@ -118,7 +118,7 @@ def test_cache_on_disk_skips_repeated_judgments(server, ca_value, dynalign_regis
     assert judge([PROMPT], [GOOD]) == [4.0] and server.count() == 2
     again = make_judge(server, ca_value, dynalign_registry, tmp_path, logprobs="never")
     assert again([PROMPT], [BAD]) == [4.0] and server.count() == 2
-    assert again.pop_metrics()["judge/cache_hit_rate"] == 1.0
+    assert again.pop_metrics()["cache_hit_rate"] == 1.0
     other_mode = make_judge(server, ca_value, dynalign_registry, tmp_path, logprobs="never", max_new_tokens=64)
     other_mode([PROMPT], [BAD])
     assert server.count() == 3  # other params: another key

@@ -66,8 +66,8 @@ def test_agents_revise_after_reading_each_other(server, ca_value, dynalign_regis
     assert record["rounds"] == 2 and record["agreed"] is True
     assert record["scores"] == {"knowledge": 3.0, "power": 3.0, "vitality": 3.0, "benevolence": 3.0}
     metrics = rewarder.pop_metrics()
-    assert metrics["negotiation/rounds_mean"] == 2 and metrics["negotiation/agreement_rate"] == 1.0
-    assert metrics["negotiation/calls_per_candidate"] == 8 and metrics["negotiation/score/power"] == 3.0
+    assert metrics["rounds_mean"] == 2 and metrics["agreement_rate"] == 1.0
+    assert metrics["calls_per_candidate"] == 8 and metrics["score/power"] == 3.0
     # Agents are asked concurrently, so find the power agent's second-round request by who sent it.
     rebuttal = next(
         r["body"]["messages"][-1]["content"]
@@ -121,7 +121,7 @@ def test_invalid_statements_are_counted_and_keep_the_earlier_score(server, ca_va
         ca_value, dynalign_registry, tmp_path, model=openai_ref(server), agents=AGENTS, rounds=2, tolerance=0
     )
     assert rewarder([PROMPT], [ANSWER]) == [3.0]
-    assert rewarder.pop_metrics()["negotiation/invalid_rate"] == 0.5
+    assert rewarder.pop_metrics()["invalid_rate"] == 0.5
 
 
 @pytest.mark.parametrize(

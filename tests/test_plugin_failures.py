@@ -89,3 +89,49 @@ def test_disabling_one_duplicate_is_the_way_out(fake_dist, run_cli, monkeypatch)
     monkeypatch.setenv("DYNALIGN_DISABLE_PLUGINS", "dynalign-value-copycat")
     result = run_cli("values", "show", "ca")
     assert result.exit_code == 0 and "Collective Agency" in result.stdout
+
+
+FORGOT_HOOKIMPL = """
+from pathlib import Path
+from dynalign.values import load_value_file
+
+def register_values(register):  # no @hookimpl: pluggy never calls it
+    register(load_value_file(Path(__file__).parent / "kindness.toml"))
+"""
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        (FORGOT_HOOKIMPL, "no function in it is marked @hookimpl"),
+        (
+            "from dynalign import hookimpl\n@hookimpl\ndef register_values(register):\n    pass\n",
+            "never called register",
+        ),
+    ],
+)
+def test_a_plugin_that_registers_nothing_fails_and_says_why(fake_dist, run_cli, source, expected):
+    module = f"silent_plugin_{len(expected)}"  # a fresh module name: sys.modules outlives a test
+    fake_dist("dynalign-value-kindness", module, source)
+    listed = run_cli("plugins")
+    assert listed.exit_code == 1
+    line = next(line for line in listed.stdout.splitlines() if line.startswith("dynalign-value-kindness"))
+    assert f"entry point `{module} = {module}` registered nothing" in line and expected in line
+    stderr = _one_line_error(run_cli("values", "show", "kindness"))
+    assert "registered nothing" in stderr and "pip install" not in stderr
+
+
+def test_an_entry_point_naming_a_missing_module_names_the_entry_point(fake_dist, run_cli):
+    root = fake_dist("dynalign-value-kindness", "typo_plugin", "")
+    info = root / "dynalign_value_kindness-0.1.dist-info" / "entry_points.txt"
+    info.write_text("[dynalign]\nkindness = kindness_plugn\n")  # a typo in pyproject.toml
+    stderr = _one_line_error(run_cli("values", "show", "kindness"))
+    assert "entry point `kindness = kindness_plugn` of dynalign-value-kindness" in stderr
+    assert "no module named 'kindness_plugn'; fix the entry point" in stderr and "importlib" not in stderr
+
+
+def test_a_missing_dependency_points_at_the_plugins_own_line(fake_dist, run_cli):
+    root = fake_dist("dynalign-value-kindness", "needy_plugin", "import os\nimport surely_not_installed\n")
+    stderr = _one_line_error(run_cli("values", "show", "kindness"))
+    assert "No module named 'surely_not_installed'" in stderr and f"{root / 'needy_plugin.py'}:2" in stderr
+    assert "importlib" not in stderr

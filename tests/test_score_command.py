@@ -133,3 +133,63 @@ def test_score_with_self_reward_needs_a_local_policy(tmp_path, run_cli, monkeypa
     result = run_cli("score", str(config), str(tmp_path / "in.jsonl"), "--out", str(tmp_path / "out.jsonl"))
     assert result.exit_code != 0 and "is not a local model" in result.stderr
     assert not (tmp_path / "out.jsonl").exists()
+
+
+BROKEN_REWARDER = """
+from dynalign import hookimpl
+from dynalign.interfaces import Options, Rewarder
+
+class BrokenOptions(Options):
+    returns: str = "text"
+
+class BrokenRewarder(Rewarder):
+    \"\"\"Breaks the reward contract in the way its options say.\"\"\"
+
+    name = "broken"
+    Options = BrokenOptions
+
+    def __call__(self, prompts, completions, **columns):
+        if self.options.returns == "text":
+            return "5"
+        if self.options.returns == "short":
+            return [1.0] * (len(completions) - 1)
+        return [1.0 for _ in completions]
+
+    def pop_metrics(self):
+        return {"broken/rate": 1.0} if self.options.returns == "prefixed" else {}
+
+@hookimpl
+def register_rewarders(register):
+    register(BrokenRewarder)
+"""
+
+
+@pytest.mark.parametrize(
+    ("returns", "expected"),
+    [
+        (
+            "text",
+            "error: rewarder 'broken' must return a list of 3 scores (a float, or None when unscorable); "
+            "it returned '5' (str)\n",
+        ),
+        (
+            "short",
+            "error: rewarder 'broken' must return a list of 3 scores (a float, or None when unscorable), "
+            "one per completion; it returned 2\n",
+        ),
+        (
+            "prefixed",
+            "error: rewarder 'broken': pop_metrics() key 'broken/rate' carries the rewarder's name; "
+            "return 'rate' (the logger adds broken/)\n",
+        ),
+    ],
+)
+def test_a_rewarder_breaking_the_contract_is_one_line(fake_dist, tmp_path, run_cli, returns, expected):
+    fake_dist("dynalign-broken-rewarder", "broken_rewarder", BROKEN_REWARDER)
+    config = write_config(
+        tmp_path / "c.toml", f'value = "ca"\n[[rewarders]]\nname = "broken"\noptions = {{ returns = "{returns}" }}\n'
+    )
+    (tmp_path / "in.jsonl").write_text("".join(json.dumps(r) + "\n" for r in ROWS))
+    result = run_cli("score", config, tmp_path / "in.jsonl", "--out", tmp_path / "out.jsonl")
+    assert (result.exit_code, result.stderr) == (1, expected)
+    assert not (tmp_path / "out.jsonl").exists()

@@ -14,6 +14,7 @@ from typing import Any
 
 from dynalign.interfaces import PolicyHandle, Rewarder
 from dynalign.measured import measure_once
+from dynalign.rewards import checked_scores
 from dynalign.values import CalibrationPair
 
 
@@ -53,9 +54,9 @@ def score_pairs(rewarder: Rewarder, pairs: Sequence[CalibrationPair]) -> tuple[l
     """The rewarder's scores of every pair's better and worse answers (one call)."""
     prompts = [[{"role": "user", "content": p.prompt}] for p in pairs for _ in range(2)]
     answers = [[{"role": "assistant", "content": a}] for p in pairs for a in (p.better, p.worse)]
-    scores = rewarder(prompts, answers)
+    scores = checked_scores(rewarder.name, rewarder(prompts, answers), len(answers))
     rewarder.pop_metrics()  # measuring is not training: keep its diagnostics out of the step logs
-    return list(scores[0::2]), list(scores[1::2])
+    return scores[0::2], scores[1::2]
 
 
 def measure_signal(rewarder: Rewarder, pairs: Sequence[CalibrationPair]) -> dict[str, Any]:

@@ -9,7 +9,6 @@ import warnings
 from pathlib import Path
 from typing import Annotated, Any
 
-import click
 import typer
 
 from dynalign.errors import DynalignError
@@ -184,14 +183,34 @@ def _add_plugin_commands() -> None:
             app.command(name=name)(command)
 
 
+def _library_exceptions() -> tuple[type[Exception], type[BaseException]]:
+    """The usage-error base class and the abort class of the click that typer runs on.
+
+    Typer 0.29 vendors its own click (`typer._click`) while older releases use the click
+    package, so both are found through typer's public names, never by importing click.
+    """
+    errors = sys.modules[typer.BadParameter.__module__]
+    return errors.ClickException, typer.Abort
+
+
+def usage_line(exc: Exception) -> str:
+    """A usage error as one line: what is wrong and where the command's help is."""
+    ctx = getattr(exc, "ctx", None)
+    command = ctx.command_path if ctx is not None else "dynalign"
+    message = " ".join(exc.format_message().split())  # type: ignore[attr-defined]
+    return f"error: {message} (see '{command} --help')"
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: run the CLI; a DynalignError becomes one line on stderr and a non-zero exit."""
+    """Entry point: run the CLI; a DynalignError or a usage error becomes one line on stderr
+    and a non-zero exit."""
     args = sys.argv[1:] if argv is None else argv
     for message in LIBRARY_DEPRECATIONS:
         warnings.filterwarnings("ignore", message=message, category=FutureWarning)
+    click_error, abort = _library_exceptions()
     try:
         _add_plugin_commands()
-        app(args=args, prog_name="dynalign", standalone_mode=False)
+        code = app(args=args, prog_name="dynalign", standalone_mode=False)
     except DynalignError as exc:
         if _show_traceback or "--traceback" in args:
             raise
@@ -202,15 +221,18 @@ def main(argv: list[str] | None = None) -> int:
             raise
         typer.echo(f"error: {redact_urls(file_error(exc))}", err=True)
         return 1
-    except click.exceptions.Exit as exc:
+    except typer.Exit as exc:
         return exc.exit_code
-    except click.ClickException as exc:
-        exc.show()
-        return exc.exit_code
-    except click.exceptions.Abort:
+    except click_error as exc:
+        if type(exc).__name__ == "NoArgsIsHelpError":  # a group called bare: its help, as asked
+            exc.show()  # type: ignore[attr-defined]
+        else:
+            typer.echo(redact_urls(usage_line(exc)), err=True)
+        return exc.exit_code  # type: ignore[attr-defined]
+    except abort:
         typer.echo("aborted", err=True)
         return 130
-    return 0
+    return code if isinstance(code, int) else 0
 
 
 if __name__ == "__main__":

@@ -22,8 +22,8 @@ from typing import Any
 import tomllib
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from dynalign.errors import ConfigError
-from dynalign.files import read_text
+from dynalign.errors import ConfigError, format_location
+from dynalign.files import read_text, require_file
 from dynalign.redaction import redact_urls
 
 DEFAULT_POLICY = "embedded:smollm2-135m-instruct"
@@ -61,6 +61,18 @@ class RewarderRef(ComponentRef):
     """A rewarder with the weight of its score in the total reward."""
 
     weight: float = 1.0
+    allow_negative_weight: bool = Field(
+        False, description="A negative weight trains away from what the rewarder rewards; say so to use one."
+    )
+
+    @model_validator(mode="after")
+    def _negative_only_on_purpose(self) -> RewarderRef:
+        if self.weight < 0 and not self.allow_negative_weight:
+            raise ValueError(
+                f"weight {self.weight:g} is negative, which trains the policy away from what {self.name!r} "
+                "rewards; if that is intended, also set allow_negative_weight = true"
+            )
+        return self
 
 
 class RunConfig(_Section):
@@ -83,14 +95,6 @@ class RunConfig(_Section):
         raise ValueError("rewarder weights sum to 0, so every reward would be 0; give a rewarder a non-zero weight")
 
 
-def format_location(loc: tuple[Any, ...] | list[Any]) -> str:
-    """A pydantic error location as a dotted path: `optimizer.options.trl.learning_rate`."""
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out or "(top level)"
-
-
 def validation_message(
     source: str, exc: ValidationError, prefix: str = "", environ: Mapping[str, str] | None = None
 ) -> str:
@@ -111,8 +115,7 @@ def validation_message(
 def read_toml(path: Path) -> dict[str, Any]:
     """Parse a TOML file (a UTF-8 byte-order mark is accepted); syntax errors name the line
     and column."""
-    if not path.exists():
-        raise ConfigError(f"config file {path} does not exist")
+    require_file(path, "config file", ConfigError)
     try:
         return tomllib.loads(read_text(path, ConfigError))
     except tomllib.TOMLDecodeError as exc:

@@ -6,6 +6,16 @@ and keeps its traceback.
 
 from __future__ import annotations
 
+from typing import Any
+
+
+def format_location(loc: tuple[Any, ...] | list[Any]) -> str:
+    """A pydantic error location as a dotted path: `optimizer.options.trl.learning_rate`."""
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
 
 class DynalignError(Exception):
     """Base of every error the user can fix: the message says what to fix."""
@@ -25,6 +35,10 @@ class PluginError(DynalignError):
 
 class UnknownComponentError(ConfigError):
     """A config names a component that no installed plugin registers."""
+
+
+class RewarderError(DynalignError):
+    """A rewarder broke its contract: the wrong number or type of scores, or bad metric keys."""
 
 
 class ValueSpecError(DynalignError):

@@ -9,6 +9,7 @@ file and what to do; `file_error` words an `OSError` so, and the CLI applies it 
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import tempfile
@@ -26,12 +27,29 @@ _HINTS: dict[type[OSError], str] = {
 }
 
 
+_LOOP = "it is a symbolic link that leads back to itself (a loop); point the link at a real file"
+
+
 def file_error(exc: OSError, path: Path | str | None = None) -> str:
     """One line for a failed file operation: the file, what went wrong and what to do."""
     name = exc.filename if exc.filename is not None else path
-    hint = next((text for kind, text in _HINTS.items() if isinstance(exc, kind)), None)
+    hint = _LOOP if exc.errno == errno.ELOOP else None
+    hint = hint or next((text for kind, text in _HINTS.items() if isinstance(exc, kind)), None)
     reason = hint or (exc.strerror or str(exc)).lower()
     return f"{name}: {reason}" if name is not None else f"file error: {reason}"
+
+
+def require_file(path: Path | str, what: str, error: type[DynalignError] = DynalignError, hint: str = "") -> None:
+    """Raise `error` unless `path` leads to something: `<what> PATH does not exist` (+ `hint`),
+    or, for a symbolic link, that it is a loop or points nowhere."""
+    try:
+        os.stat(path)
+    except FileNotFoundError:
+        if os.path.islink(path):
+            raise error(f"{what} {path} is a symbolic link to {os.readlink(path)}, which does not exist") from None
+        raise error(f"{what} {path} does not exist{hint}") from None
+    except OSError as exc:
+        raise error(f"{what} {file_error(exc, path)}") from exc
 
 
 def read_text(path: Path | str, error: type[DynalignError] = DynalignError) -> str:

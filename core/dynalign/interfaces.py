@@ -283,7 +283,8 @@ class Rewarder(Component):
         return {}
 
     def pop_metrics(self) -> dict[str, float]:
-        """Diagnostics gathered since the last call (e.g. unparsable-verdict rate); then reset."""
+        """Diagnostics since the last call under bare keys (`unscorable_rate`, `pillar/<Name>`; the
+        logger adds `<name>/`; the keys are defined in `dynalign.rewards`); then reset."""
         return {}
 
 

@@ -8,6 +8,7 @@ distribution names; empty means none) and `DYNALIGN_DISABLE_PLUGINS` select plug
 
 from __future__ import annotations
 
+import importlib
 import os
 import traceback
 from collections.abc import Iterable
@@ -34,6 +35,7 @@ _HOOK_KINDS = {
 }
 
 _cached: Registry | None = None
+_IMPORTLIB = os.path.dirname(importlib.__file__)
 
 
 def get_registry() -> Registry:
@@ -71,32 +73,33 @@ def load_registry(extra_plugins: Iterable[tuple[str, ModuleType | object]] = ())
     registry = Registry()
     manager = pluggy.PluginManager(GROUP)
     manager.add_hookspecs(hookspecs)
-    origins: dict[str, str] = {}
+    origins: dict[str, tuple[str, str | None]] = {}  # plugin name -> (distribution, entry point)
     for ep in _selected(entry_points(group=GROUP)):
         dist = ep.dist.name if ep.dist else ep.name
         info = registry.plugins.setdefault(dist, PluginInfo(dist, ep.dist.version if ep.dist else "0"))
         try:
             module = ep.load()
         except Exception as exc:  # a broken third-party plugin must not break the CLI
-            info.status = f"failed to import {ep.value}: {describe_error(exc)}"
+            info.status = import_failure(ep, dist, exc)
             continue
         try:
             manager.register(module, name=f"{dist}:{ep.name}")
         except Exception as exc:  # pluggy rejects hooks with unknown names or arguments
             info.status = f"invalid hooks in {ep.value}: {exc}"
             continue
-        origins[f"{dist}:{ep.name}"] = dist
+        origins[f"{dist}:{ep.name}"] = (dist, f"{ep.name} = {ep.value}")
     for dist, module in extra_plugins:
         registry.plugins.setdefault(dist, PluginInfo(dist, "0"))
         manager.register(module, name=f"{dist}:extra")
-        origins[f"{dist}:extra"] = dist
-    for plugin_name, dist in origins.items():
-        _collect(registry, manager, plugin_name, dist)
+        origins[f"{dist}:extra"] = (dist, None)
+    for plugin_name, (dist, entry) in origins.items():
+        _collect(registry, manager, plugin_name, dist, entry)
     return registry
 
 
-def _collect(registry: Registry, manager: pluggy.PluginManager, plugin_name: str, dist: str) -> None:
-    """Call one plugin's hook implementations; keep its components only if all succeed."""
+def _collect(registry: Registry, manager: pluggy.PluginManager, plugin_name: str, dist: str, entry: str | None) -> None:
+    """Call one plugin's hook implementations; keep its components only if all succeed. An
+    entry point that registers nothing is an error: its hooks most likely lack `@hookimpl`."""
     info = registry.plugins[dist]
     staged: list[Entry] = []
     commands: list[tuple[Any, str | None]] = []
@@ -105,18 +108,40 @@ def _collect(registry: Registry, manager: pluggy.PluginManager, plugin_name: str
         caller = getattr(manager.hook, hook_name)
         return [impl.function for impl in caller.get_hookimpls() if impl.plugin_name == plugin_name]
 
+    hooks = 0
     try:
         for hook_name, kind in _HOOK_KINDS.items():
             for function in implementations(hook_name):
+                hooks += 1
                 function(register=_registrar(kind, dist, staged))
         for function in implementations("register_commands"):
+            hooks += 1
             function(register=lambda command, name=None: commands.append((command, name)))
         registry.add_all(staged)
     except Exception as exc:
         info.status = describe_error(exc)
         return
+    if entry is not None and not staged and not commands:
+        info.status = f"entry point `{entry}` registered nothing: " + (
+            "its register_* hooks never called register()"
+            if hooks
+            else "no function in it is marked @hookimpl; decorate its register_* functions with @dynalign.hookimpl"
+        )
+        return
     registry.commands.extend(commands)
     info.components.extend({"kind": e.kind, "name": e.name} for e in staged)
+
+
+def import_failure(ep: EntryPoint, dist: str, exc: BaseException) -> str:
+    """Why an entry point did not import, naming it as the distribution's metadata declares it."""
+    where = f"entry point `{ep.name} = {ep.value}` of {dist}"
+    missing = getattr(exc, "name", None) if isinstance(exc, ModuleNotFoundError) else None
+    if missing and (ep.module == missing or ep.module.startswith(f"{missing}.")):
+        return (
+            f"failed to import {where}: no module named {missing!r}; fix the entry point under "
+            f"[project.entry-points.{GROUP}] in its pyproject.toml and reinstall it"
+        )
+    return f"failed to import {where}: {describe_error(exc)}"
 
 
 def describe_error(exc: BaseException) -> str:
@@ -124,7 +149,11 @@ def describe_error(exc: BaseException) -> str:
     field); anything else with its type and the file and line that raised it."""
     if isinstance(exc, DynalignError):
         return str(exc)
-    frames = [f for f in traceback.extract_tb(exc.__traceback__) if not f.filename.startswith("<")]
+    frames = [
+        f
+        for f in traceback.extract_tb(exc.__traceback__)
+        if not f.filename.startswith(("<", _IMPORTLIB))  # the plugin's own line, not the import machinery
+    ]
     where = "" if isinstance(exc, SyntaxError) or not frames else f" ({frames[-1].filename}:{frames[-1].lineno})"
     return f"{type(exc).__name__}: {exc}{where}"
 

@@ -10,7 +10,7 @@ import hashlib
 import json
 import os
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -48,6 +48,7 @@ class RunDirectory:
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
+        self._made: list[Path] = []  # folders `prepare` created for this run, deepest first
 
     @classmethod
     def prepare(cls, root: Path, config: dict[str, Any], resume: bool) -> RunDirectory:
@@ -80,24 +81,30 @@ class RunDirectory:
         if run.root.exists() and any(run.root.iterdir()):
             raise RunDirectoryError(f"{run.root} exists and is not a dynalign run directory; choose another --out")
         record = {"fingerprint": wanted, "config": config, "versions": package_versions()}
+        run._made = _missing_folders(run.root)
         run.write_json(cls.CONFIG, record)
         return run
 
     def started(self) -> bool:
-        """Whether anything besides the config was written: prompts, state, metrics, caches."""
-        return self.root.is_dir() and any(entry.name != self.CONFIG for entry in self.root.iterdir())
+        """Whether anything besides the config was written: a file anywhere in the folder
+        (prompts, state, metrics, caches). Empty folders a failed start made do not count."""
+        config = self.path(self.CONFIG)
+        return self.root.is_dir() and any(p != config and not p.is_dir() for p in self.root.rglob("*"))
 
     @contextmanager
     def starting(self) -> Iterator[None]:
         """Around a run's first work: if it fails before anything besides the config was
-        written, remove the config (and the folder, if then empty), leaving nothing behind."""
+        written, remove the config, the empty folders under it and the folders `prepare`
+        made for it (`--out a/b/c` made `a/`: it goes too), leaving nothing behind."""
         try:
             yield
         except BaseException:
             if self.root.is_dir() and not self.started():
                 self.path(self.CONFIG).unlink(missing_ok=True)
-                if not any(self.root.iterdir()):
-                    self.root.rmdir()
+                inner = sorted((p for p in self.root.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts))
+                for folder in [*inner, *self._made]:
+                    with suppress(OSError):  # not empty after all: keep it
+                        folder.rmdir()
             raise
 
     def path(self, relative: str) -> Path:
@@ -196,3 +203,12 @@ class RunDirectory:
             train=[PromptRecord(**r) for r in self.read_jsonl("prompts/train.jsonl")],
             held_out=[PromptRecord(**r) for r in self.read_jsonl("prompts/held_out.jsonl")],
         )
+
+
+def _missing_folders(path: Path) -> list[Path]:
+    """`path` and those of its parents that do not exist yet, deepest first."""
+    missing = []
+    while not path.exists() and path != path.parent:
+        missing.append(path)
+        path = path.parent
+    return missing

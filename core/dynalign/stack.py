@@ -51,10 +51,11 @@ def model_refs(data: Any, where: str = "") -> list[tuple[str, dict[str, Any]]]:
     return found
 
 
-def preflight(config: RunConfig, context: RunContext) -> None:
-    """Before any work: every model the config names passes its `preflight` (e.g. its API key
-    variable is set)."""
-    for where, ref in model_refs(config.model_dump(mode="json")):
+def preflight(config: RunConfig, context: RunContext, section: str | None = None) -> None:
+    """Before any work: every model the config (or only its `section`, e.g. "prompts") names
+    passes its `preflight` (e.g. its API key variable is set)."""
+    data = config.model_dump(mode="json")
+    for where, ref in model_refs(data[section] if section else data, section or ""):
         context.build_model({"backend": ref["backend"], "options": ref.get("options", {})}, where).preflight()
 
 

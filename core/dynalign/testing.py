@@ -20,10 +20,12 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from dynalign.errors import RewarderError
 from dynalign.hookspecs import hookimpl
 from dynalign.interfaces import ChatModel, Component, Conversation, GenerationParams, Options, Rewarder, RunContext
 from dynalign.plugins import load_registry, reset_registry
 from dynalign.registry import Registry
+from dynalign.rewards import checked_scores, logged_metrics
 from dynalign.values import ValueSpec
 
 Reply = Callable[[Conversation, int], str]
@@ -120,13 +122,17 @@ def check_component(cls: type[Component]) -> None:
     raise AssertionError(f"{cls.__name__}.Options accepts unknown keys; subclass dynalign.interfaces.Options")
 
 
-def check_rewarder(rewarder: Rewarder, prompts: list[Any], completions: list[Any], **columns: Any) -> list[Any]:
-    """Contract for rewarders: one float or None per completion; returns the scores."""
-    scores = rewarder(prompts, completions, **columns)
-    assert isinstance(scores, list) and len(scores) == len(completions), "one score per completion"
-    for score in scores:
-        assert score is None or isinstance(score, float), f"score {score!r} is not float or None"
-    assert isinstance(rewarder.pop_metrics(), dict)
+def check_rewarder(
+    rewarder: Rewarder, prompts: list[Any], completions: list[Any], **columns: Any
+) -> list[float | None]:
+    """Contract for rewarders (`dynalign.rewards`): one number or None per completion, and
+    `pop_metrics()` keys that are bare (`unscorable_rate`, not `<name>/unscorable_rate`) with
+    numeric values. Returns the scores as floats."""
+    try:
+        scores = checked_scores(rewarder.name, rewarder(prompts, completions, **columns), len(completions))
+        logged_metrics(rewarder)
+    except RewarderError as exc:
+        raise AssertionError(str(exc)) from None
     return scores
 
 

@@ -12,8 +12,16 @@ from pathlib import Path
 import tomllib
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from dynalign.errors import ValueSpecError
-from dynalign.files import read_jsonl_strict, read_text
+from dynalign.errors import ValueSpecError, format_location
+from dynalign.files import read_jsonl_strict, read_text, require_file
+
+
+class _At(ValueError):
+    """A cross-field error that knows which entry of the file it is about."""
+
+    def __init__(self, where: str, message: str) -> None:
+        super().__init__(message)
+        self.where = where
 
 
 class _Strict(BaseModel):
@@ -78,17 +86,30 @@ class ValueSpec(_Strict):
     templates: dict[str, str] = Field(default_factory=dict)
 
     @model_validator(mode="after")
-    def _rubric_is_contiguous(self) -> ValueSpec:
+    def _entries_agree(self) -> ValueSpec:
         scores = sorted(level.score for level in self.rubric)
         if scores != list(range(scores[0], scores[0] + len(scores))):
-            raise ValueError(f"rubric scores must be consecutive integers, got {scores}")
-        pillar_names = {p.name for p in self.pillars}
-        for item in (*self.calibration, *self.held_out, *self.prompts):
-            if item.pillar is not None and item.pillar not in pillar_names:
-                raise ValueError(f"pillar {item.pillar!r} is not one of {sorted(pillar_names)}")
-        shared = {p.prompt for p in self.calibration} & {p.prompt for p in self.held_out}
-        if shared:
-            raise ValueError(f"held_out pairs must not reuse calibration prompts: {sorted(shared)[0]!r}")
+            raise _At("rubric", f"scores must be consecutive integers, got {scores}")
+        seen: dict[str, int] = {}
+        for index, pillar in enumerate(self.pillars):
+            if pillar.name in seen:
+                raise _At(
+                    f"pillars[{index}].name",
+                    f"{pillar.name!r} is also pillars[{seen[pillar.name]}]; give each pillar its own name",
+                )
+            seen[pillar.name] = index
+        for table in ("calibration", "held_out", "prompts"):
+            for index, item in enumerate(getattr(self, table)):
+                if item.pillar is not None and item.pillar not in seen:
+                    raise _At(f"{table}[{index}].pillar", f"{item.pillar!r} is not one of the pillars {list(seen)}")
+        calibration = {p.prompt: i for i, p in enumerate(self.calibration)}
+        for index, pair in enumerate(self.held_out):
+            if pair.prompt in calibration:
+                raise _At(
+                    f"held_out[{index}].prompt",
+                    f"reuses the prompt of calibration[{calibration[pair.prompt]}]; "
+                    "held-out pairs must be unseen by calibration",
+                )
         return self
 
     @property
@@ -122,8 +143,7 @@ def load_value_file(path: str | Path) -> ValueSpec:
     Raises ValueSpecError naming the file and the first missing or invalid field.
     """
     path = Path(path)
-    if not path.exists():
-        raise ValueSpecError(f"value file {path} does not exist")
+    require_file(path, "value file", ValueSpecError, _packaged_hint(path))
     try:
         data = tomllib.loads(read_text(path, ValueSpecError))
     except tomllib.TOMLDecodeError as exc:
@@ -135,11 +155,23 @@ def load_value_file(path: str | Path) -> ValueSpec:
         return ValueSpec.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "(top level)"
+        cause = (first.get("ctx") or {}).get("error")
+        if isinstance(cause, _At):
+            raise ValueSpecError(f"{path}: {cause.where}: {cause} (fix the value file)") from exc
+        where = format_location(first["loc"])
         raise ValueSpecError(f"{path}: {where}: {first['msg']} (fix the value file)") from exc
 
 
+def _packaged_hint(path: Path) -> str:
+    """Beside a Python package's code, a missing data file means the wheel was built without it."""
+    if not (path.parent / "__init__.py").exists():
+        return ""
+    return (
+        f"; it is package data missing from the installed package {path.parent.name!r}: list it under "
+        f'[tool.setuptools.package-data] ({path.parent.name} = ["*.toml", "*.jsonl"]) and rebuild the wheel'
+    )
+
+
 def _read_prompt_lines(path: Path) -> list[dict]:
-    if not path.exists():
-        raise ValueSpecError(f"prompts_file {path} does not exist (fix the value file)")
+    require_file(path, "prompts_file", ValueSpecError, _packaged_hint(path) or " (fix the value file)")
     return read_jsonl_strict(path, ValueSpecError)

@@ -28,6 +28,7 @@ def generate(
     from dynalign.errors import ConfigError
     from dynalign.plugins import get_registry
     from dynalign.rundir import RunDirectory
+    from dynalign.stack import preflight
     from dynalign_agents.generator import AgentsPromptGenerator
     from dynalign_agents.output import write_prompt_set
 
@@ -41,6 +42,7 @@ def generate(
     if n is not None:
         options["n"] = n
     generator = context.build("prompt_generator", run_config.prompts.generator, options, "prompts.options")
+    preflight(run_config, context, section="prompts")  # e.g. an unset API key: refused before any folder
     folder = out or Path("prompts") / config.stem
     record = {
         "value": value.name,
@@ -76,12 +78,11 @@ def stats(
 ) -> None:
     """Histograms of pairwise ROUGE-L and prompt length (PNG), the numbers as JSON, a summary."""
     from dynalign.errors import DynalignError
-    from dynalign.files import atomic_write_text
+    from dynalign.files import atomic_write_text, require_file
     from dynalign_agents.output import read_prompt_rows
     from dynalign_agents.stats import compute_stats, plot, summary_lines
 
-    if not folder.exists():
-        raise DynalignError(f"{folder} does not exist; point at a `prompts generate` output folder or a run directory")
+    require_file(folder, "prompt set", hint="; point at a `prompts generate` output folder or a run directory")
     rows = read_prompt_rows(folder)
     if not rows:
         raise DynalignError(f"{folder} holds no prompts (train.jsonl / held_out.jsonl); point at a prompt set")

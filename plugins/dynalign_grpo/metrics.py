@@ -10,6 +10,7 @@ from typing import Any
 from transformers import TrainerCallback
 
 from dynalign.interfaces import Rewarder
+from dynalign.rewards import LENGTH_CORR, PILLAR_PREFIX, UNSCORABLE_RATE, checked_scores, logged_metrics
 
 RENAMES = {
     "reward": "reward_mean",
@@ -45,15 +46,15 @@ def reward_function(rewarder: Rewarder) -> Callable[..., list[float | None]]:
 
     def score(prompts: list[Any], completions: list[Any], **columns: Any) -> list[float | None]:
         log_metric = columns.pop("log_metric", None)
-        scores = rewarder(prompts, completions, **columns)
+        scores = checked_scores(rewarder.name, rewarder(prompts, completions, **columns), len(completions))
         if log_metric is not None:
-            for key, value in rewarder.pop_metrics().items():
-                log_metric(f"{rewarder.name}/{key}", value)
+            for key, value in logged_metrics(rewarder).items():
+                log_metric(key, value)
             lengths = [len(ids) for ids in columns.get("completion_ids") or []]
-            pairs = [(float(n), s) for n, s in zip(lengths, scores) if s is not None]
+            pairs = [(float(n), s) for n, s in zip(lengths, scores) if s is not None and math.isfinite(s)]
             corr = pearson([p[0] for p in pairs], [p[1] for p in pairs])
             if corr is not None:
-                log_metric(f"{rewarder.name}/length_corr", corr)
+                log_metric(f"{rewarder.name}/{LENGTH_CORR}", corr)
         return scores
 
     score.__name__ = rewarder.name
@@ -73,13 +74,13 @@ def schema_row(logs: dict[str, Any]) -> dict[str, Any]:
             row[RENAMES[key]] = value
         elif key.startswith("rewards/"):
             row[key.split("/", 1)[1]] = value
-        elif "/pillar/" in key:
-            row["pillar/" + key.split("/pillar/", 1)[1]] = value
+        elif f"/{PILLAR_PREFIX}" in key:
+            row[PILLAR_PREFIX + key.split(f"/{PILLAR_PREFIX}", 1)[1]] = value
         elif "/" in key and not key.startswith(("completions/", "sampling/", "clip_ratio")):
             row[key] = value
-            if key.endswith("/unscorable_rate"):
-                row["unscorable_rate"] = max(row.get("unscorable_rate", 0.0), value)
-            elif key.endswith("/length_corr"):
+            if key.endswith(f"/{UNSCORABLE_RATE}"):
+                row[UNSCORABLE_RATE] = max(row.get(UNSCORABLE_RATE, 0.0), value)
+            elif key.endswith(f"/{LENGTH_CORR}"):
                 row.setdefault("length_reward_corr", value)
     return row
 

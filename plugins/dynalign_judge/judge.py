@@ -24,6 +24,7 @@ from dynalign.judging import (
     rubric_system,
     score_choices,
 )
+from dynalign.rewards import INVALID_RATE, SCORE_MEAN, UNSCORABLE_RATE
 from dynalign_judge.support import (
     FailureBudget,
     JudgmentCache,
@@ -219,13 +220,13 @@ class JudgeRewarder(Rewarder):
         s, cache = self._stats, self.cache
         looked = cache.hits + cache.misses
         metrics = {
-            f"{self.name}/invalid_rate": s["invalid_samples"] / s["samples"] if s["samples"] else 0.0,
-            f"{self.name}/unscored_rate": s["unscored"] / s["candidates"] if s["candidates"] else 0.0,
-            f"{self.name}/cache_hit_rate": cache.hits / looked if looked else 0.0,
+            INVALID_RATE: s["invalid_samples"] / s["samples"] if s["samples"] else 0.0,
+            UNSCORABLE_RATE: s["unscored"] / s["candidates"] if s["candidates"] else 0.0,
+            "cache_hit_rate": cache.hits / looked if looked else 0.0,
         }
         if self._scores:
-            metrics[f"{self.name}/mean_score"] = sum(self._scores) / len(self._scores)
+            metrics[SCORE_MEAN] = sum(self._scores) / len(self._scores)
         if s["pairs"]:
-            metrics[f"{self.name}/order_disagreement_rate"] = s["order_disagreements"] / s["pairs"]
+            metrics["order_disagreement_rate"] = s["order_disagreements"] / s["pairs"]
         self._stats, self._scores, cache.hits, cache.misses = Counter(), [], 0, 0
         return metrics

@@ -13,6 +13,7 @@ from dynalign.config import ModelRef
 from dynalign.errors import ConfigError
 from dynalign.interfaces import ChatModel, GenerationParams, Options, Rewarder
 from dynalign.judging import clean, completion_text, fence, parse_score, prompt_text, rubric_system
+from dynalign.rewards import INVALID_RATE, UNSCORABLE_RATE
 from dynalign.rundir import RunDirectory
 from dynalign_judge.support import FailureBudget, check_model_ref, digest
 
@@ -235,12 +236,12 @@ class NegotiationRewarder(Rewarder):
         s = self._stats
         n = s["candidates"] or 1
         metrics = {
-            f"{self.name}/rounds_mean": s["rounds"] / n,
-            f"{self.name}/agreement_rate": s["agreed"] / n,
-            f"{self.name}/unscored_rate": s["unscored"] / n,
-            f"{self.name}/invalid_rate": s["invalid_statements"] / s["statements"] if s["statements"] else 0.0,
-            f"{self.name}/calls_per_candidate": s["calls"] / n,
+            "rounds_mean": s["rounds"] / n,
+            "agreement_rate": s["agreed"] / n,
+            UNSCORABLE_RATE: s["unscored"] / n,
+            INVALID_RATE: s["invalid_statements"] / s["statements"] if s["statements"] else 0.0,
+            "calls_per_candidate": s["calls"] / n,
         }
-        metrics.update({f"{self.name}/score/{a}": sum(v) / len(v) for a, v in self._finals.items() if v})
+        metrics.update({f"score/{a}": sum(v) / len(v) for a, v in self._finals.items() if v})
         self._stats, self._finals = Counter(), defaultdict(list)
         return metrics

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-from dynalign.files import numbered_jsonl
+from dynalign.files import numbered_jsonl, require_file
 
 
 def _read_rows(path: Path) -> list[dict[str, Any]]:
@@ -19,8 +19,7 @@ def _read_rows(path: Path) -> list[dict[str, Any]]:
     from dynalign.errors import DynalignError
     from dynalign.interfaces import as_conversation
 
-    if not path.exists():
-        raise DynalignError(f"input file {path} does not exist")
+    require_file(path, "input file")
     rows = []
     for number, row in numbered_jsonl(path):
         if not isinstance(row, dict) or "prompt" not in row or "completion" not in row:
@@ -39,9 +38,11 @@ def _call(name: str, rewarder: Any, rows: list[dict[str, Any]], batch: list[int]
     """The rewarder's scores for a batch of rows; an unexpected exception it raises becomes a
     DynalignError naming the rewarder and the first row (line of INPUT) it fails on alone."""
     from dynalign.errors import DynalignError
+    from dynalign.rewards import checked_scores
 
     def run(indices: list[int]) -> list[float | None]:
-        return rewarder([rows[i]["_prompt"] for i in indices], [rows[i]["_completion"] for i in indices])
+        scores = rewarder([rows[i]["_prompt"] for i in indices], [rows[i]["_completion"] for i in indices])
+        return checked_scores(name, scores, len(indices))
 
     try:
         return run(batch)
@@ -140,12 +141,13 @@ def score(
         rewards = results[index]
         weighted = [ref.weight * rewards[n] for n, (ref, _) in zip(names, rewarders) if rewards[n] is not None]
         lines.append({**row["row"], "rewards": rewards, "reward": _finite(sum(weighted)) if weighted else None})
+    summary = _summary(names, [r for _, r in rewarders], lines)  # checks the metric keys before writing
     atomic_write_text(out, "".join(json.dumps(line, allow_nan=False) + "\n" for line in lines))
     typer.echo(
         f"scored {len(rows)} rows ({sum(line['reward'] is None for line in lines)} unscored) with "
         f"{', '.join(names)}; wrote {out}"
     )
-    typer.echo(json.dumps(_summary(names, [r for _, r in rewarders], lines), sort_keys=True))
+    typer.echo(json.dumps(summary, sort_keys=True))
 
 
 def _bind_policy(context: Any, cfg: Any, rewarders: list[Any]) -> None:
@@ -172,12 +174,14 @@ def _bind_policy(context: Any, cfg: Any, rewarders: list[Any]) -> None:
 def _summary(names: list[str], rewarders: list[Any], lines: list[dict[str, Any]]) -> dict[str, float]:
     """Means and diagnostics under the keys a training run's metrics use: `reward_mean`,
     `<rewarder>/mean`, `<rewarder>/<diagnostic>`."""
+    from dynalign.rewards import MEAN, logged_metrics
+
     out: dict[str, float] = {}
     for name, rewarder in zip(names, rewarders):
         scores = [line["rewards"][name] for line in lines if line["rewards"][name] is not None]
         if scores:
-            out[f"{name}/mean"] = sum(scores) / len(scores)
-        out.update({f"{name}/{key}": value for key, value in rewarder.pop_metrics().items()})
+            out[f"{name}/{MEAN}"] = sum(scores) / len(scores)
+        out.update(logged_metrics(rewarder, name))
     totals = [line["reward"] for line in lines if line["reward"] is not None]
     if totals:
         out["reward_mean"] = sum(totals) / len(totals)

@@ -11,7 +11,7 @@ from pathlib import Path
 from pydantic import Field
 
 from dynalign.errors import ConfigError
-from dynalign.files import read_jsonl_strict, read_text
+from dynalign.files import read_jsonl_strict, read_text, require_file
 from dynalign.interfaces import Options, PromptGenerator, PromptRecord, PromptSet
 from dynalign.values import ValueSpec
 
@@ -31,8 +31,7 @@ class FileOptions(Options):
 
 
 def _rows_from_path(path: Path) -> list[dict]:
-    if not path.exists():
-        raise ConfigError(f"prompt file {path} does not exist")
+    require_file(path, "prompt file", ConfigError)
     if path.is_dir():
         from datasets import load_from_disk
 

@@ -5,7 +5,7 @@ trained against it should raise its mean reward within a few dozen steps.
 """
 
 from dynalign import hookimpl
-from dynalign_rewarder_rules.rewarder import WordRulesRewarder
+from dynalign_word_rules.rewarder import WordRulesRewarder
 
 
 @hookimpl
