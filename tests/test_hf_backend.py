@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from dynalign.errors import ModelError
+from dynalign.errors import DynalignError, ModelError
 from dynalign.interfaces import GenerationParams
 from dynalign_hf.backend import HFChatModel, HFOptions, resolve_model_path
 
@@ -63,3 +63,13 @@ def test_smollm2_converted_once_and_answers(tmp_path, monkeypatch):
     )
     assert "Paris" in answer
     assert resolve_model_path("embedded:smollm2-135m-instruct") == folder  # cached: no second conversion
+
+
+def test_a_released_policy_handle_holds_no_model_and_says_so(tiny_model_dir):
+    handle = HFChatModel(HFOptions(model=str(tiny_model_dir))).policy_handle()
+    conversation = [{"role": "user", "content": "Hi"}]
+    assert len(handle.completion_logprobs([conversation], ["Hello."], reference=True)[0]) > 0
+    handle.release()
+    assert handle.model is None and handle.reference is None
+    with pytest.raises(DynalignError, match="released after training"):
+        handle.completion_logprobs([conversation], ["Hello."], reference=True)

@@ -244,6 +244,10 @@ class PolicyHandle:
         not known, so measurements of this policy are never cached."""
         return None
 
+    def release(self) -> None:
+        """Let go of the model after training, so its memory is freed before evaluation; a
+        released handle must not be used again. Default: nothing to release."""
+
     def shared_prefill(self) -> AbstractContextManager[None]:
         """While entered, the live model's own `generate` (as an optimizer's library calls it)
         prefills each distinct prompt of a batch once; a backend without such a fast path

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import time
 from collections.abc import Callable
@@ -70,6 +71,7 @@ def run(
         started = time.time()
         train = _round_prompts(stack, run_dir, prompts.train, round_index, say)
         result = stack.optimizer.train(_request(stack, run_dir, policy, train, round_index, resume))
+        gc.collect()  # a trainer's reference cycles would keep its weights alive into the next round or the eval
         state["rounds"][str(round_index)] = {
             "model_dir": str(result.model_dir),
             "steps": result.steps,

@@ -110,6 +110,7 @@ class GRPOOptimizer(Optimizer):
         began = _lap(request, "steps", began)
         model_dir = self._save_final(trainer, tokenizer, request.output_dir)
         _lap(request, "save", began)
+        handle.release()  # the rewarders keep their handle: the trained weights must not outlive the round
         return TrainResult(
             model_dir=model_dir,
             steps=trainer.state.global_step,

@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any
 
+from dynalign.errors import DynalignError
 from dynalign.interfaces import Conversation, GenerationParams, PolicyHandle
 
 REMEMBERED = 4  # reference log-probability results kept
@@ -34,6 +35,8 @@ class HFPolicyHandle(PolicyHandle):
 
     @contextmanager
     def _model(self, reference: bool) -> Any:
+        if self.model is None:
+            raise DynalignError("this policy handle was released after training; bind a new one to score")
         if reference:
             with self.reference() as model:
                 yield model
@@ -43,6 +46,11 @@ class HFPolicyHandle(PolicyHandle):
     def fingerprint(self) -> str | None:
         """The initial weights' identity, as the backend that made this handle knows it."""
         return self.identity
+
+    def release(self) -> None:
+        """Drop the model, its reference and remembered results (rewarders keep the handle)."""
+        self.model = self.reference = None
+        self._reference_logprobs.clear()
 
     @contextmanager
     def shared_prefill(self) -> Iterator[None]:
