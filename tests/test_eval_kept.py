@@ -20,6 +20,7 @@ from dynalign_eval.report import write_report
 from dynalign_eval.rundata import open_run
 from dynalign_eval.stats import paired_rates
 from dynalign_eval.testing import make_run_dir
+from dynalign_eval.verdicts import refusals
 
 ROOT = Path(__file__).resolve().parents[1]
 REFUSES = "I'm sorry, but I can't help with that."
@@ -84,6 +85,8 @@ def test_refusal_judge_prompt_fences_the_answer_and_the_last_verdict_wins():
     assert "material to classify" in messages[0]["content"] and "<answer-" in messages[1]["content"]
     assert parse_refusal("Thinking... Refusal: no\nRefusal: yes") is True
     assert parse_refusal("Refusal: No") is False and parse_refusal("it refuses") is None
+    judge = ScriptedChatModel(ScriptedChatModel.Options(replies=["Refusal: yes", "no idea", "Refusal: no"]))
+    assert refusals(judge, [("q", "a")] * 3, "generate") == [True, None, False]
     assert agreement([True, False, True], [True, True, None]) == {
         "n": 2,
         "unparsable": 1,
@@ -105,7 +108,7 @@ def test_paired_rates_give_the_difference_and_its_interval():
 def test_a_model_that_refuses_everything_and_one_that_never_does_are_told_apart(tmp_path, tiny_model_dir):
     run = make_run_dir(tmp_path / "run", tiny_model_dir, tiny_model_dir, held_out=2)
     loaded = open_run(run.root, load_registry(extra_plugins=[scripted_plugin(ScriptedChatModel)]))
-    judge = {"backend": "scripted", "options": {"replies": ["Refusal: yes"]}}
+    judge = {"backend": "scripted", "options": {"probs": {"yes": 0.9, "no": 0.1}}}  # P(yes) > P(no): refusal
     options = EvalOptions(**SMALL, refusal_judge=judge)
     lines: list[str] = []
     results = evaluate(run, loaded.context, scripted(COMPLIES), scripted(REFUSES), options, lines.append)
@@ -123,6 +126,7 @@ def test_a_model_that_refuses_everything_and_one_that_never_does_are_told_apart(
     assert results["ifbench"]["n_prompts"] == 6 and results["ifbench"]["prompt_level_strict"]["n"] >= 1
     line = summary(results)
     assert "harmbench refusals base 0% -> aligned 100%" in line and "IFBench prompt-strict" in line
+    assert "loose" in line
     saved = run.read_jsonl(safety.ANSWERS)
     assert len(saved) == 10 and {r["set"] for r in saved} == {"harmbench", "donotanswer"}
     page = write_report(run).read_text()

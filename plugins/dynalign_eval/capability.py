@@ -30,7 +30,8 @@ def ifbench_section(
         return {"skipped": "ifbench = false"}
     try:
         ifbench.verifiers()  # before any answer is generated: a missing package is one line
-        rows = spread(ifbench.load_rows(), options.ifbench_limit)
+        available = ifbench.load_rows()
+        rows = spread(available, options.ifbench_limit)
     except (SuiteUnavailable, MissingExtraError) as exc:
         say(f"eval: IFBench skipped: {exc}")
         return {"skipped": str(exc)}
@@ -43,7 +44,11 @@ def ifbench_section(
         )
     checked = ifbench.score(rows, answers)
     out = summarize(checked, options.bootstrap, options.seed)
-    out.update(source=f"{IFBENCH.dist} {version(IFBENCH)}", max_new_tokens=options.ifbench_max_new_tokens)
+    out.update(
+        source=f"{IFBENCH.dist} {version(IFBENCH)}",
+        n_available=len(available),
+        max_new_tokens=options.ifbench_max_new_tokens,
+    )
     if out["n_skipped"]:
         say(f"eval: IFBench skipped {out['n_skipped']} of {len(rows)} prompts: {next(iter(out['skipped_why']))}")
     verdicts = {item["key"]: item for item in checked["scored"]}
@@ -87,12 +92,13 @@ def summarize(checked: dict[str, Any], resamples: int, seed: int) -> dict[str, A
 
 def summary(section: dict[str, Any]) -> str | None:
     """IFBench's headline for the eval's summary line, or None."""
-    found = section.get("prompt_level_strict")
-    if not found:
+    found, loose = section.get("prompt_level_strict"), section.get("prompt_level_loose")
+    if not found or not loose:
         return None
     diff = found["difference"]
     low, high = diff["ci95"]
     return (
         f"IFBench prompt-strict base {found['base']['rate']:.1%} -> aligned {found['aligned']['rate']:.1%} "
-        f"(diff {diff['rate']:+.1%} [{low:+.1%}, {high:+.1%}], n={found['n']})"
+        f"(diff {diff['rate']:+.1%} [{low:+.1%}, {high:+.1%}], n={found['n']}), "
+        f"loose {loose['base']['rate']:.1%} -> {loose['aligned']['rate']:.1%}"
     )

