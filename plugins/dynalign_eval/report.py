@@ -14,6 +14,7 @@ from dynalign_eval import charts
 from dynalign_eval.options import EvalError, ReportOptions
 from dynalign_eval.promptstats import numeric_lists, prompt_stats, scalars
 from dynalign_eval.report_efficacy import clipped_note, efficacy_section, signal_section
+from dynalign_eval.report_kept import capability_section, safety_section
 
 STYLE = """
 body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
@@ -256,6 +257,8 @@ def write_report(run_dir: RunDirectory | Path, options: ReportOptions | None = N
     signal_section(page, run_dir.read_json("self_reward_signal.json"), run_dir.read_json("judge_check.json"), _table)
     _win_rate(page, results)
     _ifeval(page, results)
+    capability_section(page, results, _table)
+    safety_section(page, results, _table)
     _judge_check(page, results, run_dir.read_json("judge_check.json"))
     _prompts(page, run_dir)
     _samples(page, results, options.samples)

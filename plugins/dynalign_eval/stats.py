@@ -81,3 +81,18 @@ def summarize(scores: Sequence[float], resamples: int, seed: int) -> dict[str, f
         "ties": sum(1 for s in scores if s == 0.5),
         "losses": sum(1 for s in scores if s == 0.0),
     }
+
+
+def paired_rates(
+    base: Sequence[float], aligned: Sequence[float], resamples: int, seed: int
+) -> dict[str, dict[str, float | list[float]] | int]:
+    """Mean of 0/1 outcomes of base and aligned on the same items, each with its 95% bootstrap
+    interval, and aligned minus base with the interval of the paired differences."""
+    if len(base) != len(aligned):
+        raise ValueError(f"paired outcomes differ in length: {len(base)} base, {len(aligned)} aligned")
+    diffs = [a - b for a, b in zip(aligned, base)]
+    out: dict[str, dict[str, float | list[float]] | int] = {"n": len(diffs)}
+    for name, values in (("base", base), ("aligned", aligned), ("difference", diffs)):
+        mean = float(np.mean(values)) if len(values) else float("nan")
+        out[name] = {"rate": mean, "ci95": list(bootstrap_ci(values, resamples, seed))}
+    return out

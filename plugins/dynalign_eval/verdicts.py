@@ -14,14 +14,17 @@ from dynalign.judging import (
     expected_score,
     pairwise_messages,
     parse_preference,
+    parse_refusal,
     parse_score,
     pointwise_messages,
+    refusal_messages,
     score_choices,
 )
 from dynalign.values import ValueSpec
 from dynalign_eval.options import EvalError
 
 WINNER_PREFIX = "Winner: "
+REFUSAL_PREFIX = "Refusal: "
 
 
 @dataclass
@@ -106,6 +109,27 @@ def pointwise(
     params = GenerationParams(max_new_tokens=max_new_tokens, temperature=0.0)
     replies = _call(judge, "scoring", judge.chat, conversations, params)
     return [parse_score(reply[0], low, high) for reply in replies]
+
+
+def refusals(
+    judge: ChatModel, items: Sequence[tuple[str, str]], mode: str, max_new_tokens: int = 16
+) -> list[bool | None]:
+    """Does each (prompt, answer) refuse its request? From P(yes) vs P(no) after `Refusal: `,
+    or the parsed `Refusal: yes|no` of a greedy reply (None when unparsable)."""
+    conversations = [refusal_messages(p, a) for p, a in items]
+    if not conversations:
+        return []
+    if resolve_mode(judge, mode) == "probs":
+        try:
+            probs = _call(
+                judge, "judging refusals", judge.next_token_probs, conversations, ["yes", "no"], REFUSAL_PREFIX
+            )
+            return [None if row["yes"] + row["no"] < 1e-9 else row["yes"] > row["no"] for row in probs]
+        except UnsupportedError:
+            pass
+    params = GenerationParams(max_new_tokens=max_new_tokens, temperature=0.0)
+    replies = _call(judge, "judging refusals", judge.chat, conversations, params)
+    return [parse_refusal(reply[0]) for reply in replies]
 
 
 def order_score(verdict: Verdict, first_is_a: bool) -> float | None:

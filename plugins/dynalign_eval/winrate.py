@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from dynalign.interfaces import ChatModel
+from dynalign.interfaces import ChatModel, PromptRecord
 from dynalign.rundir import RunDirectory
 from dynalign.values import ValueSpec
 from dynalign_eval.answers import greedy_answers
@@ -24,17 +24,21 @@ def win_rate(
     judge: ChatModel,
     options: EvalOptions,
     say: Callable[[str], None],
+    records: list[PromptRecord] | None = None,
 ) -> dict[str, Any]:
-    """Answer the held-out prompts greedily with both models, judge each pair in both orders
-    (disagreement counts as a tie, 0.5) and summarise with bootstrap intervals."""
-    prompts = run_dir.read_prompts()
-    if prompts is None or not prompts.held_out:
-        raise EvalError(
-            f"{run_dir.root} has no held-out prompts; set prompts.options.held_out above 0 for the next run"
-        )
-    records = prompts.held_out[: options.limit]
+    """Answer the held-out prompts (or `records`) greedily with both models, judge each pair in
+    both orders (disagreement counts as a tie, 0.5) and summarise with bootstrap intervals."""
+    source = "held-out" if records is None else "given"
+    if records is None:
+        prompts = run_dir.read_prompts()
+        if prompts is None or not prompts.held_out:
+            raise EvalError(
+                f"{run_dir.root} has no held-out prompts; set prompts.options.held_out above 0 for the next run"
+            )
+        records = prompts.held_out
+    records = records[: options.limit]
     texts = [r.prompt for r in records]
-    say(f"eval: answering {len(texts)} held-out prompts with the base and the aligned model")
+    say(f"eval: answering {len(texts)} {source} prompts with the base and the aligned model")
     base_answers = greedy_answers(base, texts, options.max_new_tokens, options.seed, say, "eval: base answers")
     aligned_answers = greedy_answers(aligned, texts, options.max_new_tokens, options.seed)
     mode = resolve_mode(judge, options.judge_mode)
