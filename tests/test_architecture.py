@@ -1,97 +1,153 @@
-"""Imports run one way: the core at the bottom, plugins on top; no import cycles anywhere
-(type-only and function-level imports count: they are arrows all the same)."""
+"""Imports run one way: the core at the bottom, plugins on top, value and example packages
+beside them on the core alone; no import cycles anywhere (relative, type-only, function-level
+and `importlib` imports count: they are arrows all the same). Each rule is also shown to fail
+on a small fake tree, so a checker that stopped seeing an arrow would fail here."""
 
 from __future__ import annotations
 
-import ast
 from pathlib import Path
 
+import pytest
+from importgraph import (
+    core_arrows_out,
+    cycles,
+    find_packages,
+    import_graph,
+    outside_arrows_out,
+    plugin_arrows_out,
+)
+
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = {"dynalign": ROOT / "core" / "dynalign"} | {
-    p.name: p for p in sorted((ROOT / "plugins").iterdir()) if (p / "__init__.py").exists()
-}
-# Plugins that reach into another plugin instead of going through a core interface; being
-# reworked (issue 11, architecture). Remove an entry when its arrow is gone.
-KNOWN_CROSS_PLUGIN: set[tuple[str, str]] = set()
 
 
-def _module_name(package: str, path: Path) -> str:
-    parts = [package, *path.relative_to(PACKAGES[package]).with_suffix("").parts]
-    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+@pytest.fixture(scope="module")
+def project():
+    packages = find_packages(ROOT)
+    return packages, import_graph(packages)
 
 
-def import_graph() -> dict[str, set[str]]:
-    """First-party module -> the first-party modules it imports."""
-    modules = {_module_name(pkg, f): f for pkg, folder in PACKAGES.items() for f in folder.rglob("*.py")}
-    graph: dict[str, set[str]] = {}
-    for name, path in modules.items():
-        targets = set()
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.Import):
-                targets |= {a.name for a in node.names}
-            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-                # `from pkg import mod` is an arrow to pkg.mod; `from mod import name` one to mod
-                targets |= {
-                    f"{node.module}.{a.name}" if f"{node.module}.{a.name}" in modules else node.module
-                    for a in node.names
-                }
-        graph[name] = {t for t in targets if t in modules and t != name}
-    return graph
+def test_the_checker_sees_every_kind_of_package(project):
+    packages, graph = project
+    kinds = {p.kind for p in packages.values()}
+    assert kinds == {"core", "plugin", "value", "example"}
+    assert "dynalign.values" in graph["dynalign_value_ca"]  # values/ca/src is read, not skipped
 
 
-def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
-    """Strongly connected components with more than one module (Tarjan)."""
-    index: dict[str, int] = {}
-    low: dict[str, int] = {}
-    stack: list[str] = []
-    found: list[list[str]] = []
-
-    def visit(node: str) -> None:
-        index[node] = low[node] = len(index)
-        stack.append(node)
-        for nxt in sorted(graph[node]):
-            if nxt not in index:
-                visit(nxt)
-                low[node] = min(low[node], low[nxt])
-            elif nxt in stack:
-                low[node] = min(low[node], index[nxt])
-        if low[node] == index[node]:
-            component = []
-            while True:
-                top = stack.pop()
-                component.append(top)
-                if top == node:
-                    break
-            if len(component) > 1:
-                found.append(sorted(component))
-
-    for node in sorted(graph):
-        if node not in index:
-            visit(node)
-    return found
+def test_the_core_imports_no_plugin(project):
+    assert core_arrows_out(*project) == set()
 
 
-def _core(module: str) -> bool:
-    return module.split(".")[0] == "dynalign"
+def test_plugins_use_each_other_only_through_the_core(project):
+    assert plugin_arrows_out(*project) == set()
 
 
-def test_the_core_imports_no_plugin():
-    arrows = [(a, b) for a, targets in import_graph().items() for b in targets]
-    assert [(a, b) for a, b in arrows if _core(a) and not _core(b)] == []
+def test_value_and_example_packages_import_only_the_core_and_themselves(project):
+    assert outside_arrows_out(*project) == set()
 
 
-def test_no_import_cycles():
-    assert _cycles(import_graph()) == []
+def test_no_import_cycles(project):
+    assert cycles(project[1]) == []
 
 
-def test_plugins_use_each_other_only_through_the_core():
-    arrows = {
-        (a, b)
-        for a, targets in import_graph().items()
-        for b in targets
-        if not _core(a) and not _core(b) and a.split(".")[0] != b.split(".")[0]
+def _tree(root: Path, files: dict[str, str]) -> tuple[dict, dict]:
+    """A fake project: a core, two plugins, a value and an example package, plus `files`."""
+    layout = {
+        "core/dynalign/__init__.py": "",
+        "core/dynalign/api.py": "",
+        "plugins/dynalign_a/__init__.py": "from dynalign import api\n",
+        "plugins/dynalign_a/mod.py": "",
+        "plugins/dynalign_b/__init__.py": "",
+        "values/v/src/dynalign_value_v/__init__.py": "import dynalign.api\nfrom dynalign_value_v import data\n",
+        "values/v/src/dynalign_value_v/data.py": "",
+        "examples/e/src/dynalign_e/__init__.py": "from dynalign import api\n",
     }
-    assert arrows - KNOWN_CROSS_PLUGIN == set()
+    for name, text in {**layout, **files}.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text)
+    packages = find_packages(root)
+    return packages, import_graph(packages)
+
+
+def test_a_clean_fake_tree_passes_every_rule(tmp_path):
+    packages, graph = _tree(tmp_path, {})
+    assert len(packages) == 5
+    assert core_arrows_out(packages, graph) == plugin_arrows_out(packages, graph) == set()
+    assert outside_arrows_out(packages, graph) == set() and cycles(graph) == []
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "import dynalign_a\n",
+        "from dynalign_a.mod import thing\n",
+        "def later():\n    from dynalign_a import mod\n",
+        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    import dynalign_a.mod\n",
+        "import importlib\nplugin = importlib.import_module('dynalign_a.mod')\n",
+        "from importlib import import_module\nplugin = import_module('.mod', 'dynalign_a')\n",
+        "plugin = __import__('dynalign_a')\n",
+        "import dynalign_value_v\n",
+    ],
+)
+def test_the_checker_fails_a_core_that_imports_a_plugin(tmp_path, source):
+    packages, graph = _tree(tmp_path, {"core/dynalign/loader.py": source})
+    assert {a for a, _ in core_arrows_out(packages, graph)} == {"dynalign.loader"}
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "from dynalign_b import helper\n",
+        "import importlib\nother = importlib.import_module('dynalign_b')\n",
+        "import dynalign_value_v.data\n",
+    ],
+)
+def test_the_checker_fails_a_plugin_that_imports_another(tmp_path, source):
+    packages, graph = _tree(tmp_path, {"plugins/dynalign_a/reach.py": source})
+    assert {a for a, _ in plugin_arrows_out(packages, graph)} == {"dynalign_a.reach"}
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        ("from .mod import y\n", "from . import x\n"),
+        ("from dynalign_a.mod import y\n", "def later():\n    from .x import z\n"),
+        ("import importlib\nimportlib.import_module('.mod', __package__)\n", "x = __import__('dynalign_a.x')\n"),
+    ],
+)
+def test_the_checker_fails_a_cycle_inside_a_plugin(tmp_path, first, second):
+    packages, graph = _tree(tmp_path, {"plugins/dynalign_a/x.py": first, "plugins/dynalign_a/mod.py": second})
+    assert cycles(graph) == [["dynalign_a.mod", "dynalign_a.x"]]
+
+
+def test_the_checker_resolves_relative_imports_from_a_subpackage(tmp_path):
+    files = {
+        "plugins/dynalign_a/sub/__init__.py": "",
+        "plugins/dynalign_a/sub/deep.py": "from .. import x\n",
+        "plugins/dynalign_a/x.py": "from .sub import deep\n",
+    }
+    packages, graph = _tree(tmp_path, files)
+    assert cycles(graph) == [["dynalign_a.sub.deep", "dynalign_a.x"]]
+
+
+def test_the_checker_fails_a_cycle_inside_the_core(tmp_path):
+    files = {"core/dynalign/api.py": "from dynalign import loop\n", "core/dynalign/loop.py": "from .api import x\n"}
+    packages, graph = _tree(tmp_path, files)
+    assert cycles(graph) == [["dynalign.api", "dynalign.loop"]]
+
+
+@pytest.mark.parametrize(
+    ("path", "source"),
+    [
+        ("values/v/src/dynalign_value_v/data.py", "from dynalign_a import mod\n"),
+        ("values/v/src/dynalign_value_v/data.py", "import importlib\nimportlib.import_module('dynalign_b')\n"),
+        ("examples/e/src/dynalign_e/__init__.py", "from dynalign_value_v import data\n"),
+        ("examples/e/src/dynalign_e/__init__.py", "def later():\n    import dynalign_a.mod\n"),
+    ],
+)
+def test_the_checker_fails_a_value_or_example_that_imports_a_plugin(tmp_path, path, source):
+    packages, graph = _tree(tmp_path, {path: source})
+    source_module = path.split("/src/")[1].removesuffix(".py").removesuffix("/__init__").replace("/", ".")
+    assert {a for a, _ in outside_arrows_out(packages, graph)} == {source_module}
 
 
 def test_a_plugin_author_gets_the_fixtures_with_two_flags(tmp_path):

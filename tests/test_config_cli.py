@@ -76,6 +76,14 @@ def test_toml_error_gives_line_and_column(tmp_path):
             '[optimizer]\nname = "grpo"\noptions = { trl = { max_steps = 3 } }\n',
             "set it as optimizer.options.max_steps",
         ),
+        (
+            '[optimizer]\nname = "grpo"\noptions = { context_correction = true, exclude_system_prompt = false }\n',
+            "context_correction needs exclude_system_prompt = true",
+        ),
+        (
+            '[optimizer]\nname = "grpo"\noptions = { context_distillation = 1.0, exclude_system_prompt = false }\n',
+            "context_distillation needs exclude_system_prompt = true",
+        ),
         ('[policy]\nbackend = "hf"\noptions = { modle = "x" }\n', "policy.options.modle: unknown option"),
         ('[prompts]\ngenerator = "nope"\n', "unknown prompt generator 'nope'"),
     ],

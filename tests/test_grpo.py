@@ -73,7 +73,8 @@ def test_cli_runs_grpo_end_to_end(tmp_path, tiny_model_dir, run_cli):
     assert state["rounds"]["0"]["steps"] == 3
 
 
-def _trainer(tiny_model_dir, tmp_path, value, exclude: bool, reward=None):
+def _trainer(tiny_model_dir, tmp_path, value, reward=None, **options):
+    """A trainer on the tiny model, built as the optimizer builds it: from validated options."""
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -81,23 +82,23 @@ def _trainer(tiny_model_dir, tmp_path, value, exclude: bool, reward=None):
     from dynalign_grpo.trainer import ValueContextGRPOTrainer
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
-    options = GRPOOptions(num_generations=2, max_steps=1, max_completion_length=4)
+    grpo = GRPOOptions(num_generations=2, max_steps=1, max_completion_length=4, **options)
     return ValueContextGRPOTrainer(
         model=AutoModelForCausalLM.from_pretrained(tiny_model_dir),
         reward_funcs=[
             reward or (lambda prompts, completions, **kw: [float(len(c[0]["content"])) for c in completions])
         ],
-        args=build_grpo_config(options, tmp_path / "ckpt", 0, [1.0]),
+        args=build_grpo_config(grpo, tmp_path / "ckpt", 0, [1.0]),
         train_dataset=Dataset.from_list([{"prompt": [{"role": "user", "content": "Plan a street party."}]}] * 2),
         processing_class=tokenizer,
+        options=grpo,
         value_system_prompt=value.system_prompt.strip(),
-        exclude_system_prompt=exclude,
     ), tokenizer
 
 
 @pytest.mark.parametrize("exclude", [True, False])
 def test_loss_sees_the_prompt_without_the_value_system_prompt(tiny_model_dir, tmp_path, ca_value, exclude):
-    trainer, tokenizer = _trainer(tiny_model_dir, tmp_path, ca_value, exclude)
+    trainer, tokenizer = _trainer(tiny_model_dir, tmp_path, ca_value, exclude_system_prompt=exclude)
     inputs = [{"prompt": [{"role": "user", "content": "Plan a street party."}]}] * 2
     batch = trainer._generate_and_score_completions(inputs)
     loss_text = tokenizer.decode(batch["prompt_ids"][0][batch["prompt_mask"][0].bool()])
@@ -113,11 +114,10 @@ def test_loss_sees_the_prompt_without_the_value_system_prompt(tiny_model_dir, tm
 
 
 def test_context_correction_reweights_advantages(tiny_model_dir, tmp_path, ca_value):
-    trainer, _ = _trainer(tiny_model_dir, tmp_path, ca_value, exclude=True)
-    trainer.context_correction = True
+    trainer, _ = _trainer(tiny_model_dir, tmp_path, ca_value, context_correction=True)
     batch = trainer._generate_and_score_completions([{"prompt": [{"role": "user", "content": "Hi"}]}] * 2)
     weights = trainer._metrics["train"]["context/importance_weight"]
-    assert len(weights) == 1 and 0.0 < weights[0] <= trainer.correction_clip
+    assert len(weights) == 1 and 0.0 < weights[0] <= trainer.options.correction_clip
     assert batch["advantages"].shape == (2,)
 
 
@@ -136,8 +136,10 @@ def test_context_distillation_adds_the_per_token_value_context_gap(tiny_model_di
     import torch
 
     # equal rewards: GRPO's own advantages are 0, so what remains is the distillation term alone
-    trainer, _ = _trainer(tiny_model_dir, tmp_path, ca_value, True, lambda prompts, completions, **kw: [1.0] * 2)
-    trainer.context_distillation = 0.5
+    def equal(prompts, completions, **kw):
+        return [1.0] * 2
+
+    trainer, _ = _trainer(tiny_model_dir, tmp_path, ca_value, equal, context_distillation=0.5)
     trainer.reference_policy = lambda: nullcontext(trainer.model)  # initial = current, before any step
     batch = trainer._generate_and_score_completions([{"prompt": [{"role": "user", "content": "Hi"}]}] * 2)
     advantages, mask = batch["advantages"], batch["completion_mask"]
@@ -163,9 +165,8 @@ def test_reference_passes_a_contrast_rewarder_made_are_not_made_again(tiny_model
     from dynalign_selfreward.rewarder import SelfRewarder, SelfRewardOptions
 
     rewarder = SelfRewarder(SelfRewardOptions(mode="contrast"), RunContext(value=ca_value, registry=None))
-    trainer, tokenizer = _trainer(tiny_model_dir, tmp_path, ca_value, True, rewarder)
+    trainer, tokenizer = _trainer(tiny_model_dir, tmp_path, ca_value, rewarder, context_distillation=1.0)
     trainer.reference_policy = lambda: nullcontext(trainer.model)  # initial = current, before any step
-    trainer.context_distillation = 1.0
     trainer.policy_handle = HFPolicyHandle(trainer.model, tokenizer, trainer.reference_policy)
     rewarder.bind_policy(trainer.policy_handle)
     passes = []
@@ -183,13 +184,16 @@ def test_reference_passes_a_contrast_rewarder_made_are_not_made_again(tiny_model
             trainer.policy_handle = rewarder.policy
 
 
-def test_context_distillation_needs_the_prompt_out_of_the_loss():
+@pytest.mark.parametrize("option", [{"context_distillation": 1.0}, {"context_correction": True}])
+def test_the_two_context_options_need_the_prompt_out_of_the_loss(option):
     from pydantic import ValidationError
 
     from dynalign_grpo.options import GRPOOptions
 
-    with pytest.raises(ValidationError, match="context_distillation needs exclude_system_prompt"):
-        GRPOOptions(context_distillation=1.0, exclude_system_prompt=False)
+    name = next(iter(option))
+    with pytest.raises(ValidationError, match=f"{name} needs exclude_system_prompt = true"):
+        GRPOOptions(**option, exclude_system_prompt=False)
+    assert getattr(GRPOOptions(**option), name) == option[name]  # with the default (excluded) it holds
 
 
 def _dynalign(*args: str, cwd: Path) -> subprocess.Popen:

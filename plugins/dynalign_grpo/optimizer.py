@@ -86,13 +86,8 @@ class GRPOOptimizer(Optimizer):
             processing_class=tokenizer,
             peft_config=self._peft_config(),
             callbacks=[MetricsCallback(request.on_metrics)],
+            options=opts,
             value_system_prompt=request.value.system_prompt.strip(),
-            exclude_system_prompt=opts.exclude_system_prompt,
-            loss_system_prompt=opts.loss_system_prompt,
-            context_correction=opts.context_correction,
-            correction_clip=opts.correction_clip,
-            log_kl=opts.log_kl,
-            context_distillation=opts.context_distillation,
         )
         trainer.remove_callback(ProgressCallback)  # MetricsCallback shows a compact bar instead
         began = _lap(request, "load", began)

@@ -39,7 +39,9 @@ class GRPOOptions(Options):
         None, description="System message of the loss sequence; None: the chat template's default."
     )
     context_correction: bool = Field(
-        False, description="Reweight advantages by pi(y|x)/pi(y|system,x) (truncated) for the off-policy context."
+        False,
+        description="Reweight advantages by pi(y|x)/pi(y|system,x) (truncated) for the off-policy context "
+        "(needs exclude_system_prompt).",
     )
     correction_clip: float = Field(2.0, gt=1.0, description="Upper truncation of the context importance weight.")
     context_distillation: float = Field(
@@ -55,9 +57,14 @@ class GRPOOptions(Options):
     trl: dict[str, Any] = Field(default_factory=dict, description="Further TRL GRPOConfig fields, passed through.")
 
     @model_validator(mode="after")
-    def _distillation_needs_two_contexts(self) -> GRPOOptions:
+    def _two_contexts_need_the_prompt_out_of_the_loss(self) -> GRPOOptions:
+        # The only check of these options: the trainer takes them as they are. With the value's
+        # system prompt in the loss, generation and loss share one context, so there is no
+        # off-policy ratio to correct and no gap between contexts to distil.
         if self.context_distillation > 0 and not self.exclude_system_prompt:
             raise ValueError("context_distillation needs exclude_system_prompt = true")
+        if self.context_correction and not self.exclude_system_prompt:
+            raise ValueError("context_correction needs exclude_system_prompt = true")
         return self
 
 

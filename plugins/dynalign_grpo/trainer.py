@@ -26,31 +26,16 @@ import torch
 from trl import GRPOTrainer
 
 from dynalign.interfaces import with_system
+from dynalign_grpo.options import GRPOOptions
 
 
 class ValueContextGRPOTrainer(GRPOTrainer):
     """Generates with the value's system prompt; computes the loss without it (if excluded)."""
 
-    def __init__(
-        self,
-        *args: Any,
-        value_system_prompt: str,
-        exclude_system_prompt: bool = True,
-        loss_system_prompt: str | None = None,
-        context_correction: bool = False,
-        correction_clip: float = 2.0,
-        log_kl: bool = True,
-        context_distillation: float = 0.0,
-        **kwargs: Any,
-    ) -> None:
+    def __init__(self, *args: Any, options: GRPOOptions, value_system_prompt: str, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.options = options  # validated once, by GRPOOptions; read as given
         self.value_system_prompt = value_system_prompt
-        self.exclude_system_prompt = exclude_system_prompt
-        self.loss_system_prompt = loss_system_prompt
-        self.context_correction = context_correction and exclude_system_prompt
-        self.correction_clip = correction_clip
-        self.log_kl = log_kl
-        self.context_distillation = context_distillation if exclude_system_prompt else 0.0
         self.reference_policy: Any = None  # context factory yielding the initial policy (set by the optimizer)
         self.policy_handle: Any = None  # the PolicyHandle rewarders score with (set by the optimizer)
         self.last_loss_prompt_ids: list[list[int]] = []
@@ -65,8 +50,8 @@ class ValueContextGRPOTrainer(GRPOTrainer):
         self._metrics["train"]["time/generation"].append(time.perf_counter() - started)
         self._generation_prompt_ids = [list(ids) for ids in output[0]]
         self._conversations = {"generation": generation_prompts, "loss": generation_prompts}
-        if self.exclude_system_prompt:
-            loss_prompts = [with_system(p, self.loss_system_prompt) for p in copy.deepcopy(prompts)]
+        if self.options.exclude_system_prompt:
+            loss_prompts = [with_system(p, self.options.loss_system_prompt) for p in copy.deepcopy(prompts)]
             loss_ids, _, _ = self._tokenize_prompts(loss_prompts)
             output[0] = [list(ids) for ids in loss_ids]
             self._conversations["loss"] = loss_prompts
@@ -88,10 +73,10 @@ class ValueContextGRPOTrainer(GRPOTrainer):
     def _generate_and_score_completions(self, inputs: list[dict[str, Any]]) -> dict[str, Any]:
         batch = super()._generate_and_score_completions(inputs)
         started = time.perf_counter()
-        if self.context_correction:
+        if self.options.context_correction:
             self._reweight_advantages(batch)
-        distill = self.context_distillation > 0 and self.reference_policy is not None
-        log_kl = self.log_kl and self.beta == 0.0 and self.reference_policy is not None
+        distill = self.options.context_distillation > 0 and self.reference_policy is not None
+        log_kl = self.options.log_kl and self.beta == 0.0 and self.reference_policy is not None
         if distill or log_kl:
             policy = self._logps("loss", batch, reference=False)  # shared by both
             if distill:
@@ -141,7 +126,9 @@ class ValueContextGRPOTrainer(GRPOTrainer):
         mask = batch["completion_mask"]
         loss_logps = (self._logps("loss", batch, reference=False) * mask).sum(dim=1)
         generation_logps = (self._logps("generation", batch, reference=False) * mask).sum(dim=1)
-        weights = torch.exp((loss_logps - generation_logps).clamp(max=torch.log(torch.tensor(self.correction_clip))))
+        weights = torch.exp(
+            (loss_logps - generation_logps).clamp(max=torch.log(torch.tensor(self.options.correction_clip)))
+        )
         batch["advantages"] = batch["advantages"] * weights.to(batch["advantages"].dtype)
         self._metrics["train"]["context/importance_weight"].append(weights.mean().item())
 
@@ -153,7 +140,7 @@ class ValueContextGRPOTrainer(GRPOTrainer):
         advantages = batch["advantages"]
         if advantages.dim() == 1:
             advantages = advantages.unsqueeze(1)
-        batch["advantages"] = advantages + self.context_distillation * gap.to(advantages.dtype)
+        batch["advantages"] = advantages + self.options.context_distillation * gap.to(advantages.dtype)
         mean_gap = gap.sum() / mask.sum().clamp(min=1)
         self._metrics["train"]["context/distill_gap"].append(self.accelerator.gather(mean_gap).mean().item())
 
