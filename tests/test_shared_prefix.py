@@ -74,6 +74,15 @@ def test_a_small_position_budget_splits_batches_and_stays_exact(tiny_model_dir, 
     assert_exact(model, tokenizer, *rows(tokenizer), batch_size=8)
 
 
+def test_nothing_to_score_is_no_pass(tiny_model_dir):
+    from dynalign_hf.backend import load_model
+    from dynalign_hf.textgen import completion_logprobs, next_token_probs
+
+    model, tokenizer = load_model(str(tiny_model_dir))
+    assert completion_logprobs(model, tokenizer, [], []) == []
+    assert next_token_probs(model, tokenizer, [], list("012345")) == []
+
+
 def test_next_token_probs_equal_the_plain_computation(tiny_model_dir):
     from dynalign_hf.backend import load_model
     from dynalign_hf.textgen import next_token_probs

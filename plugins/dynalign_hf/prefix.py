@@ -85,6 +85,8 @@ def forward_shared(
 
     if any(not c for c in contexts):
         raise ValueError("forward_shared: every context needs at least one token")
+    if not contexts:
+        return []
     distinct: dict[tuple[int, ...], list[int]] = {}
     for row, context in enumerate(contexts):
         distinct.setdefault(tuple(context), []).append(row)
