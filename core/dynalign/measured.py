@@ -1,11 +1,12 @@
 """Measure once: results of measuring a model that has not changed, cached by content.
 
 A measurement (a self-signal's accuracy on a value's pairs, the base model's side of the
-efficacy eval) is a pure function of the model's weights, the data and the measurement's
-definition. Its key is a fingerprint of all of them plus dynalign's version; the result is
-kept as JSON in `$DYNALIGN_CACHE_DIR/measurements/` (default `~/.cache/dynalign`), so a
-resume, a second run, a benchmark seed or CI reuses it and says so. `DYNALIGN_NO_CACHE=1`
-(`dynalign run --no-cache`) measures afresh and overwrites the cached copy.
+efficacy eval) is a pure function of the model's weights, the data, the measurement's
+definition and the libraries that compute it. Its key is a fingerprint of all of them (the
+versions of dynalign, torch and transformers); the result is kept as JSON in
+`$DYNALIGN_CACHE_DIR/measurements/` (default `~/.cache/dynalign`), so a resume, a second run
+or a benchmark seed reuses it and says so. `DYNALIGN_NO_CACHE=1` (`dynalign run --no-cache`)
+measures afresh and overwrites the cached copy.
 """
 
 from __future__ import annotations
@@ -59,11 +60,13 @@ def measure_once(
     """`compute()`, or its cached result for the same `kind` and `key` (saying so, as
     `label`). A None key (an identity that cannot be fingerprinted, such as a remote model)
     always computes."""
-    from dynalign import __version__
+    from dynalign.rundir import package_versions
 
     if key is None:
         return compute()
-    name = f"{kind}-{digest({'kind': kind, 'dynalign': __version__, **key})[:24]}.json"
+    # the libraries that compute the numbers are part of what was measured
+    versions = package_versions(("dynalign", "torch", "transformers"))
+    name = f"{kind}-{digest({'kind': kind, 'versions': versions, **key})[:24]}.json"
     path = cache_root() / "measurements" / name
     if caching_enabled() and path.is_file():
         try:
