@@ -61,6 +61,8 @@ class HFPolicyHandle(PolicyHandle):
         plain = target.generate
 
         def shared(input_ids: Any = None, attention_mask: Any = None, **kwargs: Any) -> Any:
+            if input_ids is None or attention_mask is None:  # not a batch of token rows: nothing to share
+                return plain(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
             return generate_shared(target, input_ids, attention_mask, generate=plain, **kwargs)
 
         target.generate = shared
