@@ -39,6 +39,12 @@ def common_prefix_length(token_lists: Sequence[Sequence[int]]) -> int:
     return max(length, 0)
 
 
+def cache_keyword(output: Any) -> str:
+    """The name a forward pass's key/value cache goes by: transformers 5 renamed
+    `past_key_values` to `cache` (the old name warns); older versions know only the old one."""
+    return "past_key_values" if "cache" not in output and "past_key_values" in output else "cache"
+
+
 def _chunks(items: Sequence[Any], size: int) -> list[Sequence[Any]]:
     return [items[i : i + size] for i in range(0, len(items), size)]
 
@@ -129,18 +135,17 @@ class _SharedPass:
         self.model, self.shared, self.pad_id = model, shared, pad_id
         self.device = model.device
         self.prefix: Any = None
-        self.old_api = False
+        self.keyword = "cache"
 
     def _run(self, cache: Any, **inputs: Any) -> Any:
         if cache is not None:
-            # transformers 5 renamed past_key_values to cache (the old name warns); older ones know only the old
-            inputs["past_key_values" if self.old_api else "cache"] = cache
+            inputs[self.keyword] = cache
         output = self.model(use_cache=True, **inputs)
-        self.old_api = "cache" not in output and "past_key_values" in output
+        self.keyword = cache_keyword(output)
         return output
 
     def _cache(self, output: Any) -> Any:
-        return output["past_key_values"] if self.old_api else output["cache"]
+        return output[self.keyword]
 
     def _ones(self, rows: int) -> Any:
         import torch
@@ -208,8 +213,8 @@ def generate_shared(
     positions = (mask.long().cumsum(-1) - 1).clamp(min=0)
     with torch.no_grad():
         output = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, logits_to_keep=1)
-    old_api = "cache" not in output and "past_key_values" in output
-    cache = output["past_key_values"] if old_api else output["cache"]
+    keyword = cache_keyword(output)
+    cache = output[keyword]
     cache.batch_select_indices(torch.tensor(inverse, device=input_ids.device))
-    kwargs["past_key_values" if old_api else "cache"] = cache
+    kwargs[keyword] = cache
     return generate(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
