@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from dynalign.errors import ConfigError, format_location
 from dynalign.files import read_text, require_file
 from dynalign.redaction import redact_urls
+from dynalign.teacher import Teacher
 
 DEFAULT_POLICY = "embedded:smollm2-135m-instruct"
 ENV_PREFIX = "DYNALIGN_"
@@ -79,6 +80,11 @@ class RunConfig(_Section):
     """The whole run: which value, policy, prompts, rewarders and optimizer, for how long."""
 
     value: str = "collective-agency"
+    teacher: Teacher | None = Field(
+        None,
+        description="The teacher context for the contrast self-signal and context_distillation "
+        "(default: the value's own [teacher], which defaults to its system prompt alone).",
+    )
     seed: int = 0
     rounds: int = Field(1, ge=1)
     output_dir: Path | None = None

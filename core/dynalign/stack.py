@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from dynalign.config import RunConfig
+from dynalign.errors import ConfigError
 from dynalign.interfaces import ChatModel, Optimizer, PromptGenerator, RunContext, Stage, WeightedRewarder
 from dynalign.plugins import get_registry
 from dynalign.registry import Registry
@@ -63,6 +64,11 @@ def resolve(config: RunConfig, registry: Registry | None = None, source: str = "
     """Look up every component the config names and validate its options."""
     registry = registry or get_registry()
     value: ValueSpec = registry.get("value", config.value).obj
+    if config.teacher is not None:
+        try:
+            value = value.with_teacher(config.teacher)
+        except ValueError as exc:
+            raise ConfigError(f"{source}: {exc}") from exc
     context = RunContext(value=value, registry=registry, seed=config.seed, source=source)
     policy = context.build_model(config.policy, where="policy")
     generator = context.build("prompt_generator", config.prompts.generator, config.prompts.options, "prompts.options")

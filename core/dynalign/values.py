@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from dynalign.errors import ValueSpecError, format_location
 from dynalign.files import read_jsonl_strict, read_text, require_file
+from dynalign.teacher import Teacher, render
 
 
 class _At(ValueError):
@@ -56,6 +57,14 @@ class CalibrationPair(_Strict):
     kind: str | None = None
 
 
+class Exemplar(_Strict):
+    """A good answer to a prompt, written to show the value; the teacher context may show it."""
+
+    prompt: str = Field(min_length=1)
+    answer: str = Field(min_length=1)
+    pillar: str | None = None
+
+
 class ValuePrompt(_Strict):
     """A task prompt shipped with the value (used by the `file` prompt source by default)."""
 
@@ -68,7 +77,9 @@ class ValueSpec(_Strict):
 
     `system_prompt` is shown to the policy while it generates (and left out of the loss).
     Labeled pairs come in two disjoint sets: `calibration` (judge-check, choosing a reward
-    signal) and `held_out` (evaluation only, never used to choose anything).
+    signal) and `held_out` (evaluation only, never used to choose anything). `exemplars`, a
+    third set disjoint from both, are good answers the teacher context may show; `teacher`
+    says how the teacher context is built (`dynalign.teacher`; default the system prompt).
     `templates` may override the prompt-generation agents' templates by role name.
     """
 
@@ -82,6 +93,8 @@ class ValueSpec(_Strict):
     seed_themes: tuple[str, ...] = ()
     calibration: tuple[CalibrationPair, ...] = ()
     held_out: tuple[CalibrationPair, ...] = ()
+    exemplars: tuple[Exemplar, ...] = ()
+    teacher: Teacher = Field(default_factory=Teacher)
     prompts: tuple[ValuePrompt, ...] = ()
     templates: dict[str, str] = Field(default_factory=dict)
 
@@ -98,7 +111,7 @@ class ValueSpec(_Strict):
                     f"{pillar.name!r} is also pillars[{seen[pillar.name]}]; give each pillar its own name",
                 )
             seen[pillar.name] = index
-        for table in ("calibration", "held_out", "prompts"):
+        for table in ("calibration", "held_out", "exemplars", "prompts"):
             for index, item in enumerate(getattr(self, table)):
                 if item.pillar is not None and item.pillar not in seen:
                     raise _At(f"{table}[{index}].pillar", f"{item.pillar!r} is not one of the pillars {list(seen)}")
@@ -110,7 +123,52 @@ class ValueSpec(_Strict):
                     f"reuses the prompt of calibration[{calibration[pair.prompt]}]; "
                     "held-out pairs must be unseen by calibration",
                 )
+        labeled = {p.prompt: f"calibration[{i}]" for i, p in enumerate(self.calibration)}
+        labeled.update({p.prompt: f"held_out[{i}]" for i, p in enumerate(self.held_out)})
+        for index, exemplar in enumerate(self.exemplars):
+            if exemplar.prompt in labeled:
+                raise _At(
+                    f"exemplars[{index}].prompt",
+                    f"reuses the prompt of {labeled[exemplar.prompt]}; exemplars must not be labeled pairs",
+                )
+        problem = self.teacher_problem(self.teacher)
+        if problem:
+            raise _At("teacher", problem)
         return self
+
+    def teacher_problem(self, teacher: Teacher) -> str | None:
+        """Why `teacher` cannot be built from this value (None when it can)."""
+        available = len(self.exemplars) if teacher.source == "exemplars" else len(self.calibration)
+        wanted = teacher.indices()
+        beyond = [i for i in wanted if i >= available]
+        if beyond:
+            return f"asks for {teacher.source} index {beyond[0]}, but the value has {available}"
+        return None
+
+    def with_teacher(self, teacher: Teacher) -> ValueSpec:
+        """This value with another teacher context (raises ValueError if it cannot be built)."""
+        problem = self.teacher_problem(teacher)
+        if problem:
+            raise ValueError(f"teacher: {problem}")
+        return self.model_copy(update={"teacher": teacher})
+
+    def teacher_exemplars(self, teacher: Teacher | None = None) -> list[tuple[str, str]]:
+        """The (prompt, answer) exemplars `teacher` (default the value's own) shows, in order."""
+        teacher = teacher or self.teacher
+        if teacher.source == "exemplars":
+            return [(self.exemplars[i].prompt, self.exemplars[i].answer) for i in teacher.indices()]
+        return [(self.calibration[i].prompt, self.calibration[i].better) for i in teacher.indices()]
+
+    def teacher_prompt(self, teacher: Teacher | None = None) -> str:
+        """The teacher context's system message: the stripped system prompt, then the exemplars."""
+        teacher = teacher or self.teacher
+        return render(self.system_prompt, teacher, self.teacher_exemplars(teacher))
+
+    def choosing_pairs(self, *teachers: Teacher) -> list[CalibrationPair]:
+        """The calibration pairs a choice may be measured on: all but those whose better answer
+        one of `teachers` (default the value's own) shows as an exemplar."""
+        used = {i for t in teachers or (self.teacher,) if t.source == "calibration" for i in t.indices()}
+        return [p for i, p in enumerate(self.calibration) if i not in used]
 
     @property
     def score_min(self) -> int:
