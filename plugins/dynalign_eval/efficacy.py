@@ -12,6 +12,8 @@ On the value's held-out labeled pairs (never used to choose anything):
 On held-out prompts:
   (c) gap closed: samples y ~ pi_base(.|system, x) estimate KL(pi_base(.|system,x) || pi(.|x));
       1 - KL(aligned) / KL(base) is the share of the system prompt's effect now in the weights.
+      `system` is the value's teacher context (its system prompt unless the run's teacher adds
+      exemplars): the gap toward the teacher training distils from.
 Every number comes with a bootstrap 95% interval (pairs, or prompts for (c), resampled).
 While settings are being chosen, `split = "calibration"` measures all three on the calibration
 pairs and their prompts instead, so the held-out pairs stay unseen until the final measurement.
@@ -164,7 +166,7 @@ def gap_closed(
     """(c): the share of KL(pi_base(.|system,x) || pi(.|x)) that training removed, on samples
     from the system-prompted base model (temperature 1: the distribution itself)."""
     bare = [[{"role": "user", "content": p}] for p in prompts]
-    drawn = _base_samples(value.system_prompt.strip(), base, bare, samples, max_new_tokens, seed, say)
+    drawn = _base_samples(value.teacher_prompt(), base, bare, samples, max_new_tokens, seed, say)
     index, answers, with_value, base_bare = drawn["index"], drawn["answers"], drawn["with_value"], drawn["base_bare"]
     aligned_bare = [sum(lp) for lp in aligned.completion_logprobs([bare[i] for i in index], answers)]
     per_prompt = np.zeros((len(prompts), 2))
@@ -208,7 +210,8 @@ def efficacy(
     """(a), (b) on the value's `split` pairs, `held_out` unless settings are being chosen on
     `calibration` (skipped with a reason if there are none), and (c) on `prompts`."""
     out: dict[str, Any] = {"split": split}
-    pairs = list(getattr(value, split))
+    # calibration pairs the teacher shows as exemplars are no test of it
+    pairs = value.choosing_pairs() if split == "calibration" else list(getattr(value, split))
     if pairs:
         say(f"eval: efficacy on {len(pairs)} {split} labeled pairs (log-likelihoods, base and aligned)")
         out["pairs"] = pair_metrics(pair_logprobs(base, pairs, say), pair_logprobs(aligned, pairs), resamples, seed)

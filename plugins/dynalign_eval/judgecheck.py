@@ -129,6 +129,7 @@ def measure_signals(
         raise JudgeCheckError(f"judge-check signals: unknown signal {unknown[0]!r}; choose from {', '.join(offered)}")
     if not isinstance(policy, TrainablePolicy):
         raise JudgeCheckError(f"judge-check signals need a local policy backend such as 'hf', not {policy.name!r}")
+    pairs = _unshown(pairs, list(offered.values()))
     handle = policy.policy_handle()
     results = {}
     for name in names or offered:
@@ -137,6 +138,15 @@ def measure_signals(
         if say:
             say(f"judge-check signal: {describe_measure(name, results[name])}")
     return results
+
+
+def _unshown(pairs: Sequence[CalibrationPair], signals: list[Rewarder]) -> list[CalibrationPair]:
+    """`pairs` without those a measured signal's teacher context shows as exemplars."""
+    values = [s.context.value for s in signals if getattr(s.context, "value", None) is not None]
+    if not values:
+        return list(pairs)
+    allowed = {p.prompt for p in values[0].choosing_pairs(*{v.teacher for v in values})}
+    return [p for p in pairs if p.prompt in allowed]
 
 
 def signal_problems(signals: dict[str, dict[str, Any]], threshold: float) -> list[str]:

@@ -29,7 +29,8 @@ def choose_signal(
     every measurement."""
     value = context.value
     names = candidate_names(candidates, variants)
-    pairs = list(value.calibration)
+    # pairs a measured teacher shows as exemplars are left out, for every signal alike
+    pairs = value.choosing_pairs(*{v.context.value.teacher for v in variants.values() if v.context is not None})
     report: dict[str, Any] = {"value": value.name, "n_pairs": len(pairs), "candidates": names, "measured": {}}
     if not pairs:
         chosen_name = FALLBACK if FALLBACK in names else names[0]

@@ -4,22 +4,25 @@ Signals (`mode`):
 - `probability` (the paper's holistic 0-5 score): the expected score from the judge's
   next-token distribution after "Score: " (one forward pass; continuous, rare ties).
 - `verdict`: a short written judgment, parsed for its last well-formed score (None if absent).
-- `contrast`: how much more likely the candidate is with the value's system prompt than
-  without it, under the reference policy (see `dynalign_selfreward.signals`).
+- `contrast`: how much more likely the candidate is with the value's teacher context (its
+  system prompt, plus exemplars if the run's teacher shows them) than without it, under the
+  reference policy (see `dynalign_selfreward.signals`).
 - `auto`: measures the candidate signals on the value's calibration pairs when the policy is
   bound, picks the most accurate, says which and why, and warns if none is above chance.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import statistics
 from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from dynalign.errors import DynalignError
+from dynalign.errors import ConfigError, DynalignError
 from dynalign.interfaces import Options, PolicyHandle, Rewarder, as_conversation, with_system
 from dynalign.judging import completion_text, pillar_messages, pointwise_messages, prompt_text
+from dynalign.teacher import Teacher
 from dynalign_selfreward.signals import (
     contrast_context,
     contrast_scores,
@@ -51,6 +54,11 @@ class SelfRewardOptions(Options):
     auto_candidates: list[str] | None = Field(
         None, description="Signals auto may pick (names as in judge-check); default all but verdict."
     )
+    teachers: dict[str, Teacher] = Field(
+        default_factory=dict,
+        description="Further teacher contexts to measure the contrast with (judge-check, auto), as "
+        "contrast-sum@NAME and contrast-mean@NAME; the run's own teacher is the config's `teacher`.",
+    )
     pillar_diagnostics: bool = Field(False, description="Also log per-pillar judge scores (never rewarded).")
     verdict_max_new_tokens: int = Field(48, ge=4, description="Length of a written verdict.")
 
@@ -59,6 +67,7 @@ class SelfRewardOptions(Options):
         if self.contrast_context == "counter" and not (self.counter_prompt or "").strip():
             raise ValueError("contrast_context = 'counter' needs counter_prompt")
         known = SIGNALS + (COUNTER_SIGNALS if self.counter_prompt else ())
+        known += tuple(f"contrast-{a}@{name}" for name in self.teachers for a in ("sum", "mean"))
         unknown = [n for n in self.auto_candidates or () if n not in known]
         if unknown:
             raise ValueError(f"auto_candidates: unknown signal {unknown[0]!r}; choose from {', '.join(known)}")
@@ -76,6 +85,10 @@ class SelfRewarder(Rewarder):
 
     def __init__(self, options: Options | None = None, context: Any = None) -> None:
         super().__init__(options, context)
+        for label, teacher in self.options.teachers.items():
+            problem = context.value.teacher_problem(teacher) if context is not None else None
+            if problem:
+                raise ConfigError(f"self-reward teachers.{label}: {problem}")
         self.policy: PolicyHandle | None = None
         self.chosen: Rewarder | None = None  # auto mode: the signal it picked
         self.auto_report: dict[str, Any] | None = None
@@ -85,7 +98,8 @@ class SelfRewarder(Rewarder):
         self._pillar_scores: dict[str, list[float]] = {}
 
     def signal_variants(self) -> dict[str, Rewarder]:
-        """probability, verdict, and contrast with each aggregation (and counter context if set)."""
+        """probability, verdict, and contrast with each aggregation (and counter context if set,
+        and each further teacher context)."""
         base = self.options.model_dump()
         variants = {
             "probability": {"mode": "probability"},
@@ -100,10 +114,19 @@ class SelfRewarder(Rewarder):
                     "aggregation": aggregation,
                     "contrast_context": "counter",
                 }
+        teachers: dict[str, Teacher] = {}
+        for label, teacher in self.options.teachers.items():
+            for aggregation in ("sum", "mean"):
+                name = f"contrast-{aggregation}@{label}"
+                variants[name] = {"mode": "contrast", "aggregation": aggregation, "contrast_context": "default"}
+                teachers[name] = teacher
         built = {}
         for name, changes in variants.items():
-            options = SelfRewardOptions(**{**base, **changes, "pillar_diagnostics": False})
-            built[name] = SelfRewarder(options, self.context)
+            options = SelfRewardOptions(**{**base, **changes, "pillar_diagnostics": False, "teachers": {}})
+            context = self.context
+            if name in teachers:  # the variant sees the value with its teacher (and is cached so)
+                context = dataclasses.replace(context, value=context.value.with_teacher(teachers[name]))
+            built[name] = SelfRewarder(options, context)
         return built
 
     def bind_policy(self, policy: PolicyHandle) -> None:
@@ -153,7 +176,7 @@ class SelfRewarder(Rewarder):
             return list(
                 contrast_scores(
                     self.policy,
-                    value.system_prompt.strip(),
+                    value.teacher_prompt(),
                     turns,
                     answers,
                     against=against,
