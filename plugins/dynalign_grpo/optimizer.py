@@ -88,6 +88,7 @@ class GRPOOptimizer(Optimizer):
             callbacks=[MetricsCallback(request.on_metrics)],
             options=opts,
             value_system_prompt=request.value.system_prompt.strip(),
+            teacher_system_prompt=request.value.teacher_prompt(),
         )
         trainer.remove_callback(ProgressCallback)  # MetricsCallback shows a compact bar instead
         began = _lap(request, "load", began)

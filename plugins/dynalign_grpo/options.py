@@ -50,6 +50,13 @@ class GRPOOptions(Options):
         description="Weight of a per-token advantage log pi_initial(y_t|system,x) - log pi(y_t|x): dense credit "
         "for the tokens the value prompt favours (0: plain GRPO; needs exclude_system_prompt).",
     )
+    distillation_topk: int = Field(
+        0,
+        ge=0,
+        description="k > 0 adds a distribution-level distillation loss: KL from the teacher's top-k next-token "
+        "distribution (plus the rest as one bucket) to the policy's, at each completion token (0: off).",
+    )
+    distillation_topk_weight: float = Field(1.0, gt=0.0, description="Weight of the top-k distillation loss.")
     log_kl: bool = Field(True, description="Log KL to the initial policy even when beta = 0 (one extra forward).")
     finetune: Literal["lora", "full"] = Field("lora", description="Train a LoRA adapter (CPU default) or all weights.")
     lora: LoraOptions = Field(default_factory=LoraOptions, description="LoRA settings (finetune = 'lora').")
@@ -63,6 +70,8 @@ class GRPOOptions(Options):
         # off-policy ratio to correct and no gap between contexts to distil.
         if self.context_distillation > 0 and not self.exclude_system_prompt:
             raise ValueError("context_distillation needs exclude_system_prompt = true")
+        if self.distillation_topk > 0 and not self.exclude_system_prompt:
+            raise ValueError("distillation_topk needs exclude_system_prompt = true")
         if self.context_correction and not self.exclude_system_prompt:
             raise ValueError("context_correction needs exclude_system_prompt = true")
         return self

@@ -12,7 +12,14 @@ advantage: log pi_initial(y_t | system, x, y_<t) - log pi(y_t | x, y_<t), how mu
 value-prompted initial policy finds the token than the current policy does without the prompt.
 The sequence-level scores say which answer was better; this dense term says which tokens carry
 the value, and it fades as the weights learn what the prompt did (on-policy context
-distillation; TRL accepts (batch, tokens) advantages from subclasses).
+distillation; TRL accepts (batch, tokens) advantages from subclasses). The teacher is the
+initial policy in the run's teacher context (`teacher_system_prompt`: the value's system prompt,
+or it plus exemplar answers), which may be longer than the prompt generation sees.
+
+`distillation_topk` (k, 0 = off) adds a loss term beside it: the KL from the teacher's top-k
+next-token distribution to the policy's at every completion token (`dynalign_grpo.topk`), a
+lower-variance signal than the sampled token alone; it costs one more forward and backward pass
+of the policy per step.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ from typing import Any
 import torch
 from trl import GRPOTrainer
 
+from dynalign.errors import DynalignError
 from dynalign.interfaces import with_system
 from dynalign_grpo.options import GRPOOptions
 
@@ -32,15 +40,23 @@ from dynalign_grpo.options import GRPOOptions
 class ValueContextGRPOTrainer(GRPOTrainer):
     """Generates with the value's system prompt; computes the loss without it (if excluded)."""
 
-    def __init__(self, *args: Any, options: GRPOOptions, value_system_prompt: str, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        options: GRPOOptions,
+        value_system_prompt: str,
+        teacher_system_prompt: str | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.options = options  # validated once, by GRPOOptions; read as given
         self.value_system_prompt = value_system_prompt
+        self.teacher_system_prompt = value_system_prompt if teacher_system_prompt is None else teacher_system_prompt
         self.reference_policy: Any = None  # context factory yielding the initial policy (set by the optimizer)
         self.policy_handle: Any = None  # the PolicyHandle rewarders score with (set by the optimizer)
         self.last_loss_prompt_ids: list[list[int]] = []
         self._generation_prompt_ids: list[list[int]] = []
-        self._conversations: dict[str, list[Any]] = {"generation": [], "loss": []}
+        self._conversations: dict[str, list[Any]] = {"generation": [], "loss": [], "teacher": []}
 
     def _generate(self, prompts: list) -> tuple:
         generation_prompts = [with_system(p, self.value_system_prompt) for p in prompts]
@@ -50,6 +66,7 @@ class ValueContextGRPOTrainer(GRPOTrainer):
         self._metrics["train"]["time/generation"].append(time.perf_counter() - started)
         self._generation_prompt_ids = [list(ids) for ids in output[0]]
         self._conversations = {"generation": generation_prompts, "loss": generation_prompts}
+        self._conversations["teacher"] = self._teacher_prompts(prompts, generation_prompts)
         if self.options.exclude_system_prompt:
             loss_prompts = [with_system(p, self.options.loss_system_prompt) for p in copy.deepcopy(prompts)]
             loss_ids, _, _ = self._tokenize_prompts(loss_prompts)
@@ -57,6 +74,12 @@ class ValueContextGRPOTrainer(GRPOTrainer):
             self._conversations["loss"] = loss_prompts
         self.last_loss_prompt_ids = [list(ids) for ids in output[0]]
         return tuple(output)
+
+    def _teacher_prompts(self, prompts: list, generation_prompts: list) -> list:
+        """The prompts in the teacher context (the generation prompts themselves by default)."""
+        if self.teacher_system_prompt == self.value_system_prompt:
+            return generation_prompts
+        return [with_system(p, self.teacher_system_prompt) for p in prompts]
 
     def _calculate_rewards(self, *args: Any, **kwargs: Any) -> Any:
         started = time.perf_counter()
@@ -83,6 +106,8 @@ class ValueContextGRPOTrainer(GRPOTrainer):
                 self._add_distillation_credit(batch, policy)
             if log_kl:
                 self._log_reference_kl(batch, policy)
+        if self.options.distillation_topk > 0 and self.reference_policy is not None:
+            self._add_teacher_topk(batch)
         self._metrics["train"]["time/value_context"].append(time.perf_counter() - started)
         return batch
 
@@ -105,12 +130,12 @@ class ValueContextGRPOTrainer(GRPOTrainer):
         return logps
 
     def _logps(self, context: str, batch: dict[str, Any], *, reference: bool) -> torch.Tensor:
-        """Log-probabilities of the batch's completions in the `generation` or `loss` context,
+        """Log-probabilities of the batch's completions in the `generation`, `teacher` or `loss` context,
         by the initial (reference) or the live policy. Asked through the policy handle when
         there is one: it computes shared prefixes once, and a reference pass a rewarder already
         made over the same tokens (self-reward's contrast) is remembered, not made again."""
-        prompt_ids = self._generation_prompt_ids if context == "generation" else self.last_loss_prompt_ids
         if self.policy_handle is None:
+            prompt_ids = self._plain_prompt_ids(context)
             with self.reference_policy() if reference else nullcontext(self.model) as model:
                 return self._completion_logps(model, prompt_ids, batch)
         mask = batch["completion_mask"].bool()
@@ -120,6 +145,14 @@ class ValueContextGRPOTrainer(GRPOTrainer):
         for i, row in enumerate(rows):
             logps[i, : len(row)] = torch.tensor(row, dtype=torch.float32)
         return logps
+
+    def _plain_prompt_ids(self, context: str) -> list[list[int]]:
+        if context == "loss":
+            return self.last_loss_prompt_ids
+        if context == "teacher" and self._conversations["teacher"] is not self._conversations["generation"]:
+            ids, _, _ = self._tokenize_prompts(self._conversations["teacher"])
+            return [list(row) for row in ids]
+        return self._generation_prompt_ids
 
     def _reweight_advantages(self, batch: dict[str, Any]) -> None:
         """advantage *= min(pi(y|x) / pi(y|system,x), clip); logs the mean weight."""
@@ -133,10 +166,10 @@ class ValueContextGRPOTrainer(GRPOTrainer):
         self._metrics["train"]["context/importance_weight"].append(weights.mean().item())
 
     def _add_distillation_credit(self, batch: dict[str, Any], policy: torch.Tensor) -> None:
-        """advantage[t] += weight * (log pi_initial(y_t | system, x) - log pi(y_t | x)); logs the
+        """advantage[t] += weight * (log pi_initial(y_t | teacher, x) - log pi(y_t | x)); logs the
         mean per-token gap, which shrinks as the prompt's effect moves into the weights."""
         mask = batch["completion_mask"]
-        gap = (self._logps("generation", batch, reference=True) - policy) * mask
+        gap = (self._logps("teacher", batch, reference=True) - policy) * mask
         advantages = batch["advantages"]
         if advantages.dim() == 1:
             advantages = advantages.unsqueeze(1)
@@ -151,3 +184,40 @@ class ValueContextGRPOTrainer(GRPOTrainer):
         per_token = torch.exp(initial - policy) - (initial - policy) - 1
         kl = (per_token * mask).sum() / mask.sum().clamp(min=1)
         self._metrics["train"]["kl"].append(self.accelerator.gather(kl).mean().item())
+
+    def _add_teacher_topk(self, batch: dict[str, Any]) -> None:
+        """The initial policy's top-k next tokens and log-probabilities in the teacher context at
+        every completion position, (B, T, k), for the loss's distribution-level term."""
+        import torch
+
+        topk = getattr(self.policy_handle, "completion_topk", None)
+        if topk is None:
+            raise DynalignError("distillation_topk needs a policy backend that gives top-k log-probabilities ('hf')")
+        mask = batch["completion_mask"].bool()
+        tokens = [row[keep].tolist() for row, keep in zip(batch["completion_ids"], mask)]
+        rows = topk(self._conversations["teacher"], tokens, self.options.distillation_topk, reference=True)
+        k = self.options.distillation_topk
+        ids = torch.zeros((*mask.shape, k), dtype=torch.long, device=mask.device)
+        logps = torch.full((*mask.shape, k), -1e4, dtype=torch.float32, device=mask.device)
+        for i, (row_ids, row_logps) in enumerate(rows):
+            ids[i, : len(row_ids)] = torch.tensor(row_ids, dtype=torch.long)
+            logps[i, : len(row_logps)] = torch.tensor(row_logps, dtype=torch.float32)
+        batch["teacher_topk_ids"], batch["teacher_topk_logps"] = ids, logps
+
+    def _compute_loss(self, model: Any, inputs: dict[str, Any]) -> Any:
+        """TRL's loss, plus the top-k distillation term when `distillation_topk` is on."""
+        loss = super()._compute_loss(model, inputs)
+        if "teacher_topk_ids" not in inputs:
+            return loss
+        from dynalign_grpo.topk import topk_distillation_loss
+
+        completion_ids, completion_mask = inputs["completion_ids"], inputs["completion_mask"]
+        width = completion_ids.size(1)
+        logits = model(
+            input_ids=torch.cat([inputs["prompt_ids"], completion_ids], dim=1),
+            attention_mask=torch.cat([inputs["prompt_mask"], completion_mask], dim=1),
+            logits_to_keep=width + 1,
+        ).logits[:, :-1]
+        term = topk_distillation_loss(logits, inputs["teacher_topk_ids"], inputs["teacher_topk_logps"], completion_mask)
+        self._metrics["train"]["context/topk_kl"].append(self.accelerator.gather(term.detach()).mean().item())
+        return loss + self.options.distillation_topk_weight * term

@@ -118,3 +118,19 @@ class HFPolicyHandle(PolicyHandle):
             while len(self._reference_logprobs) > REMEMBERED:
                 self._reference_logprobs.popitem(last=False)
         return result
+
+    def completion_topk(
+        self,
+        conversations: Sequence[Conversation],
+        completions: Sequence[str | Sequence[int]],
+        k: int,
+        *,
+        reference: bool = False,
+    ) -> list[tuple[list[list[int]], list[list[float]]]]:
+        """At each completion position, the k most likely next tokens and their log-probabilities
+        (what a distribution-level distillation term needs of a teacher)."""
+        from dynalign_hf.textgen import completion_topk, render
+
+        texts = [render(self.tokenizer, c) for c in conversations]
+        with self._model(reference) as model:
+            return completion_topk(model, self.tokenizer, texts, completions, k, self.batch_size)

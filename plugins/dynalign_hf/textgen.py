@@ -169,9 +169,7 @@ def completion_logprobs(
 
     from dynalign_hf.prefix import forward_shared
 
-    contexts = [tokenizer(text, add_special_tokens=False)["input_ids"] for text in texts]
-    answers = [completion_token_ids(tokenizer, c) for c in completions]
-    check_context(model, [len(c) + len(a) for c, a in zip(contexts, answers)])
+    contexts, answers = _scoring_rows(model, tokenizer, texts, completions)
 
     def reduce(row: int, logits: Any) -> list[float]:
         answer = answers[row]
@@ -180,5 +178,40 @@ def completion_logprobs(
         logps = torch.log_softmax(logits[: len(answer)], dim=-1)
         target = torch.tensor(answer, device=logps.device)
         return logps.gather(1, target[:, None]).squeeze(1).tolist()
+
+    return forward_shared(model, contexts, answers, reduce, pad_id=_pad_id(tokenizer), batch_size=batch_size)
+
+
+def _scoring_rows(
+    model: Any, tokenizer: Any, texts: Sequence[str], completions: Sequence[str | Sequence[int]]
+) -> tuple[list[list[int]], list[list[int]]]:
+    """Token rows of each rendered context and its completion, checked against the model's length."""
+    contexts = [tokenizer(text, add_special_tokens=False)["input_ids"] for text in texts]
+    answers = [completion_token_ids(tokenizer, c) for c in completions]
+    check_context(model, [len(c) + len(a) for c, a in zip(contexts, answers)])
+    return contexts, answers
+
+
+def completion_topk(
+    model: Any,
+    tokenizer: Any,
+    texts: Sequence[str],
+    completions: Sequence[str | Sequence[int]],
+    k: int,
+    batch_size: int = 8,
+) -> list[tuple[list[list[int]], list[list[float]]]]:
+    """Per completion: at each of its positions, the model's k most likely next tokens and their
+    log-probabilities, given the rendered text and the earlier completion tokens (shared
+    prefixes computed once, as in `completion_logprobs`)."""
+    import torch
+
+    from dynalign_hf.prefix import forward_shared
+
+    contexts, answers = _scoring_rows(model, tokenizer, texts, completions)
+
+    def reduce(row: int, logits: Any) -> tuple[list[list[int]], list[list[float]]]:
+        width = len(answers[row])
+        top = torch.log_softmax(logits[:width], dim=-1).topk(k, dim=-1)
+        return top.indices.tolist(), top.values.tolist()
 
     return forward_shared(model, contexts, answers, reduce, pad_id=_pad_id(tokenizer), batch_size=batch_size)
