@@ -72,8 +72,12 @@ def write_config(base: dict[str, Any], signal: str, seed: int, args: argparse.Na
         if stage["name"] == "eval":
             stage.setdefault("options", {}).pop("ifeval_path", None)
             stage["options"].update({"efficacy_split": args.split, **settings(args.eval)})
+    if args.teacher:
+        config["teacher"] = settings(args.teacher)
     lines = [f"{k} = {toml_value(v)}" for k, v in config.items() if not isinstance(v, dict | list)]
-    for table in ("policy", "prompts", "optimizer"):
+    for table in ("teacher", "policy", "prompts", "optimizer"):
+        if table not in config:
+            continue
         lines += [f"\n[{table}]"] + [f"{k} = {toml_value(v)}" for k, v in config[table].items()]
     for array in ("rewarders", "stages"):
         for item in config.get(array, []):
@@ -107,6 +111,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=None, help="Override the demo's max_steps.")
     parser.add_argument("--optimizer", action="append", default=[], metavar="KEY=VALUE", help="Optimizer option.")
     parser.add_argument("--eval", action="append", default=[], metavar="KEY=VALUE", help="Eval stage option.")
+    parser.add_argument(
+        "--teacher", action="append", default=[], metavar="KEY=VALUE", help="Teacher option, e.g. pick=[0,2]."
+    )
     parser.add_argument(
         "--split",
         choices=("held_out", "calibration"),
