@@ -188,8 +188,6 @@ class ValueContextGRPOTrainer(GRPOTrainer):
     def _add_teacher_topk(self, batch: dict[str, Any]) -> None:
         """The initial policy's top-k next tokens and log-probabilities in the teacher context at
         every completion position, (B, T, k), for the loss's distribution-level term."""
-        import torch
-
         topk = getattr(self.policy_handle, "completion_topk", None)
         if topk is None:
             raise DynalignError("distillation_topk needs a policy backend that gives top-k log-probabilities ('hf')")
