@@ -175,3 +175,28 @@ def test_reference_log_probabilities_are_reused_not_recomputed(tiny_model_dir, m
     handle.completion_logprobs([PROMPT], ANSWERS[:1])  # the live policy may have changed: always computed
     handle.completion_logprobs([PROMPT], ANSWERS[:1])
     assert len(calls) == 3
+
+
+def test_calibration_pairs_a_teacher_shows_are_measured_by_no_choice(ca_value, dynalign_registry, tmp_path):
+    from dynalign.teacher import Teacher
+
+    value = ca_value.model_copy(update={"calibration": tuple(_synthetic_pairs())})
+    shown = Teacher(source="calibration", pick=(0, 1))
+    options = SelfRewardOptions(mode="auto", teachers={"cal2": shown})
+    rewarder = SelfRewarder(options, RunContext(value, dynalign_registry, run_dir=tmp_path, say=lambda _: None))
+    rewarder.bind_policy(ScriptedHandle())
+    assert rewarder.auto_report["n_pairs"] == 10  # every signal, not only the teacher's, on the same 10
+    assert {m["n"] for m in rewarder.auto_report["measured"].values()} == {10}
+
+    class Policy:
+        name = "scripted"
+
+        def pretrained_path(self):
+            return "unused"
+
+        def policy_handle(self, model=None, tokenizer=None, reference=None):
+            return ScriptedHandle()
+
+    checked = SelfRewarder(SelfRewardOptions(teachers={"cal2": shown}), RunContext(value, dynalign_registry))
+    signals = measure_signals([checked], Policy(), value.calibration, ["contrast-sum", "contrast-sum@cal2"])
+    assert signals["contrast-sum"]["n"] == signals["contrast-sum@cal2"]["n"] == 10

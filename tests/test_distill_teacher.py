@@ -61,9 +61,7 @@ def test_topk_off_is_exactly_todays_loss(tiny_model_dir, tmp_path, ca_value):
 
 
 def test_topk_term_adds_the_teachers_distribution_to_the_loss(tiny_model_dir, tmp_path, ca_value):
-    trainer, tokenizer = _trainer(
-        tiny_model_dir, tmp_path, ca_value, distillation_topk=5, distillation_topk_weight=0.5
-    )
+    trainer, tokenizer = _trainer(tiny_model_dir, tmp_path, ca_value, distillation_topk=5, distillation_topk_weight=0.5)
     trainer.teacher_system_prompt = TEACHER
     batch = _bound(trainer, tokenizer)._generate_and_score_completions(HI)
     ids, logps, mask = batch["teacher_topk_ids"], batch["teacher_topk_logps"], batch["completion_mask"].bool()

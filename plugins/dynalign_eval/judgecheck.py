@@ -145,8 +145,9 @@ def _unshown(pairs: Sequence[CalibrationPair], signals: list[Rewarder]) -> list[
     values = [s.context.value for s in signals if getattr(s.context, "value", None) is not None]
     if not values:
         return list(pairs)
-    allowed = {p.prompt for p in values[0].choosing_pairs(*{v.teacher for v in values})}
-    return [p for p in pairs if p.prompt in allowed]
+    kept = {p.prompt for p in values[0].choosing_pairs(*{v.teacher for v in values})}
+    shown = {p.prompt for p in values[0].calibration} - kept
+    return [p for p in pairs if p.prompt not in shown]
 
 
 def signal_problems(signals: dict[str, dict[str, Any]], threshold: float) -> list[str]:
