@@ -142,16 +142,19 @@ def test_measure_signal_counts_ties_half_and_checks_length_bias(ca_value, dynali
     assert low < 0.5 < high
 
 
+class Policy:
+    """A trainable policy whose handle is scripted."""
+
+    name = "scripted"
+
+    def pretrained_path(self):
+        return "unused"
+
+    def policy_handle(self, model=None, tokenizer=None, reference=None):
+        return ScriptedHandle()
+
+
 def test_judge_check_measures_every_offered_signal(ca_value, dynalign_registry):
-    class Policy:
-        name = "scripted"
-
-        def pretrained_path(self):
-            return "unused"
-
-        def policy_handle(self, model=None, tokenizer=None, reference=None):
-            return ScriptedHandle()
-
     rewarder = SelfRewarder(SelfRewardOptions(), RunContext(ca_value, dynalign_registry))
     signals = measure_signals(
         [rewarder], Policy(), _synthetic_pairs(), ["probability", "contrast-sum", "contrast-mean"]
@@ -187,15 +190,6 @@ def test_calibration_pairs_a_teacher_shows_are_measured_by_no_choice(ca_value, d
     rewarder.bind_policy(ScriptedHandle())
     assert rewarder.auto_report["n_pairs"] == 10  # every signal, not only the teacher's, on the same 10
     assert {m["n"] for m in rewarder.auto_report["measured"].values()} == {10}
-
-    class Policy:
-        name = "scripted"
-
-        def pretrained_path(self):
-            return "unused"
-
-        def policy_handle(self, model=None, tokenizer=None, reference=None):
-            return ScriptedHandle()
 
     checked = SelfRewarder(SelfRewardOptions(teachers={"cal2": shown}), RunContext(value, dynalign_registry))
     signals = measure_signals([checked], Policy(), value.calibration, ["contrast-sum", "contrast-sum@cal2"])
