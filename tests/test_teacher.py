@@ -131,3 +131,13 @@ def test_contrast_variants_score_under_each_measured_teacher(ca_value, dynalign_
             SelfRewardOptions(mode="contrast", teachers={"many": Teacher(exemplars=50)}),
             RunContext(ca_value, dynalign_registry),
         )
+
+
+def test_runs_started_before_the_teacher_key_existed_still_resume():
+    from dynalign.config import RunConfig
+    from dynalign.rundir import fingerprint
+
+    now = RunConfig().model_dump(mode="json")
+    before = {k: v for k, v in now.items() if k != "teacher"}
+    assert now["teacher"] is None and fingerprint(now) == fingerprint(before)
+    assert fingerprint({**now, "teacher": {"exemplars": 8}}) != fingerprint(before)

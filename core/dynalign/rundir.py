@@ -34,8 +34,9 @@ def package_versions(names: tuple[str, ...] = RECORDED_PACKAGES) -> dict[str, st
 
 
 def fingerprint(config: dict[str, Any]) -> str:
-    """A stable hash of a resolved config, ignoring where it is written."""
-    relevant = {k: v for k, v in config.items() if k != "output_dir"}
+    """A stable hash of a resolved config, ignoring where it is written. Top-level keys left
+    unset (None) do not count, so a run started before an optional key existed still resumes."""
+    relevant = {k: v for k, v in config.items() if k != "output_dir" and v is not None}
     return hashlib.sha256(json.dumps(relevant, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
