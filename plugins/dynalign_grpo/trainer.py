@@ -25,7 +25,7 @@ from typing import Any
 import torch
 from trl import GRPOTrainer
 
-from dynalign.interfaces import with_system
+from dynalign.api import with_system
 from dynalign_grpo.options import GRPOOptions
 
 
