@@ -10,11 +10,11 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from dynalign import plugins
 from dynalign.components import RunContext
 from dynalign.config import env_locator, load_config
 from dynalign.errors import ConfigError, RunDirectoryError
 from dynalign.models import ChatModel, PolicyHandle, TrainablePolicy
-from dynalign.plugins import get_registry
 from dynalign.registry import Registry
 from dynalign.rewards import Rewarder, WeightedRewarder
 from dynalign.runconfig import RunConfig
@@ -69,7 +69,7 @@ def open_stack(
         config = config.model_copy(deep=True)
         for section, values in options.items():
             getattr(config, section).options.update(values)
-    registry = registry or get_registry()
+    registry = registry or plugins.get_registry()  # looked up at call time: a test may swap it
     context = RunContext(registry.get("value", config.value).obj, registry, seed=config.seed, source=where)
     context.run_dir = Path(run_dir) if run_dir is not None else None
     context.locate = env_locator(os.environ)
