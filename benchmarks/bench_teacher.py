@@ -20,11 +20,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from dynalign.calibration import measure_signal
-from dynalign.context import RunContext
+from dynalign.api import Exemplar, RunContext, Teacher, ValueSpec, load_value_file, measure_signal
 from dynalign.plugins import load_registry
-from dynalign.teacher import Teacher
-from dynalign.values import Exemplar, ValueSpec, load_value_file
 
 HHH_FILE = Path(__file__).resolve().parents[1] / "examples/value-hhh/src/dynalign_value_hhh/hhh.toml"
 

@@ -7,9 +7,7 @@ from collections.abc import Sequence
 import pytest
 import torch
 
-from dynalign.calibration import measure_signal, pair_outcome, wilson_interval
-from dynalign.context import RunContext
-from dynalign.interfaces import PolicyHandle
+from dynalign.api import PolicyHandle, RunContext, measure_signal, pair_outcome, wilson_interval
 from dynalign.values import CalibrationPair
 from dynalign_eval.judgecheck import measure_signals, signal_problems
 from dynalign_hf.backend import load_model
@@ -181,7 +179,7 @@ def test_reference_log_probabilities_are_reused_not_recomputed(tiny_model_dir, m
 
 
 def test_calibration_pairs_a_teacher_shows_are_measured_by_no_choice(ca_value, dynalign_registry, tmp_path):
-    from dynalign.teacher import Teacher
+    from dynalign.api import Teacher
 
     value = ca_value.model_copy(update={"calibration": tuple(_synthetic_pairs())})
     shown = Teacher(source="calibration", pick=(0, 1))

@@ -7,10 +7,7 @@ import pytest
 from conftest import write_config
 from test_values import GOOD, PAIR
 
-from dynalign.context import RunContext
-from dynalign.errors import ConfigError, ValueSpecError
-from dynalign.teacher import Teacher
-from dynalign.values import load_value_file
+from dynalign.api import ConfigError, RunContext, Teacher, ValueSpecError, load_value_file
 from dynalign_selfreward.rewarder import SelfRewarder, SelfRewardOptions
 
 EXEMPLAR = '[[exemplars]]\nprompt = "{prompt}"\nanswer = "{answer}"\n'
@@ -90,16 +87,15 @@ def test_collective_agency_ships_exemplars_for_every_pillar(ca_value):
 
 
 def test_a_run_config_sets_the_teacher_for_the_whole_run(tmp_path, dynalign_registry):
-    from dynalign.config import load_config
-    from dynalign.stack import resolve
+    from dynalign.api import open_stack
 
     path = write_config(tmp_path / "c.toml", 'value = "ca"\n[teacher]\npick = [0, 2]\n')
-    stack = resolve(load_config(path), dynalign_registry, str(path))
+    stack = open_stack(path, registry=dynalign_registry)
     assert stack.value.teacher == Teacher(pick=(0, 2))
     assert stack.rewarders[0].rewarder.context.value.teacher_prompt() == stack.value.teacher_prompt()
     bad = write_config(tmp_path / "bad.toml", 'value = "ca"\n[teacher]\nexemplars = 99\n')
     with pytest.raises(ConfigError, match="teacher: asks for exemplars index 8"):
-        resolve(load_config(bad), dynalign_registry, str(bad))
+        open_stack(bad, registry=dynalign_registry)
 
 
 class _Recorder:
@@ -134,7 +130,7 @@ def test_contrast_variants_score_under_each_measured_teacher(ca_value, dynalign_
 
 
 def test_runs_started_before_the_teacher_key_existed_still_resume():
-    from dynalign.config import RunConfig
+    from dynalign.runconfig import RunConfig
     from dynalign.rundir import fingerprint
 
     now = RunConfig().model_dump(mode="json")

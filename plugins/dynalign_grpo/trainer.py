@@ -32,8 +32,7 @@ from typing import Any
 import torch
 from trl import GRPOTrainer
 
-from dynalign.errors import DynalignError
-from dynalign.interfaces import with_system
+from dynalign.api import DynalignError, with_system
 from dynalign_grpo.options import GRPOOptions
 
 
