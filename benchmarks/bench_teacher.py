@@ -72,7 +72,6 @@ def teachers(value: ValueSpec, hhh: ValueSpec) -> dict[str, tuple[ValueSpec, Tea
         "system prompt (today)": (value, Teacher()),
         "+ 4 CA exemplars, one per pillar": (value, Teacher(pick=(0, 2, 4, 6))),
         "+ 8 CA exemplars": (value, Teacher(exemplars=8)),
-        "+ 4 calibration better answers, one per pillar": (value, Teacher(source="calibration", pick=(0, 16, 32, 48))),
         "+ 4 HHH exemplars (control)": (hhh_slot, Teacher(exemplars=4)),
         "+ 4 neutral answers (control)": (with_exemplars(value, list(NEUTRAL)), Teacher(exemplars=4)),
     }
