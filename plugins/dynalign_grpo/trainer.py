@@ -13,11 +13,20 @@ value-prompted initial policy finds the token than the current policy does witho
 The sequence-level scores say which answer was better; this dense term says which tokens carry
 the value, and it fades as the weights learn what the prompt did (on-policy context
 distillation; TRL accepts (batch, tokens) advantages from subclasses).
+
+With vLLM generation, TRL corrects the sampler's mismatch by the ratio of the trainer's
+log-probabilities of each completion to the sampler's. The sampler saw the value's system
+prompt and TRL's trainer pass does not, so that ratio would be the context ratio
+pi(y | x) / pi_vllm(y | system, x), masked or truncated, silently reweighting (mostly dropping)
+the completions the value prompt made likely. Here the trainer side is taken in the sampler's
+context, pi(y | system, x) / pi_vllm(y | system, x): only the engines' mismatch is corrected, and
+the context is left to `context_correction`, as without vLLM.
 """
 
 from __future__ import annotations
 
 import copy
+import math
 import time
 from contextlib import nullcontext
 from typing import Any
@@ -73,8 +82,13 @@ class ValueContextGRPOTrainer(GRPOTrainer):
     def _generate_and_score_completions(self, inputs: list[dict[str, Any]]) -> dict[str, Any]:
         batch = super()._generate_and_score_completions(inputs)
         started = time.perf_counter()
-        if self.options.context_correction:
-            self._reweight_advantages(batch)
+        sampler_fix = self.options.exclude_system_prompt and "importance_sampling_ratio" in batch
+        if sampler_fix or self.options.context_correction:
+            generation = self._logps("generation", batch, reference=False)  # shared by both
+            if sampler_fix:
+                self._correct_sampler_in_its_context(batch, generation)
+            if self.options.context_correction:
+                self._reweight_advantages(batch, generation)
         distill = self.options.context_distillation > 0 and self.reference_policy is not None
         log_kl = self.options.log_kl and self.beta == 0.0 and self.reference_policy is not None
         if distill or log_kl:
@@ -121,11 +135,34 @@ class ValueContextGRPOTrainer(GRPOTrainer):
             logps[i, : len(row)] = torch.tensor(row, dtype=torch.float32)
         return logps
 
-    def _reweight_advantages(self, batch: dict[str, Any]) -> None:
+    def _correct_sampler_in_its_context(self, batch: dict[str, Any], generation: torch.Tensor) -> None:
+        """TRL's sampler correction, recomputed against the trainer's log-probabilities in the
+        sampler's context (with the value's system prompt); logs its mean. The sampler's
+        log-probabilities are moved into the loss context by the same difference, so TRL's
+        off-policy mask (which compares them with the loss pass) sees the engines' gap only."""
+        mask = batch["completion_mask"] * batch.get("tool_mask", 1)
+        sampler = batch["sampling_per_token_logps"]
+        ratio = sampler_ratio(
+            generation,
+            sampler,
+            mask,
+            self.vllm_importance_sampling_mode,
+            self.vllm_importance_sampling_clip_min,
+            self.vllm_importance_sampling_clip_max,
+        )
+        batch["importance_sampling_ratio"] = ratio.to(batch["importance_sampling_ratio"].dtype)
+        if batch.get("old_per_token_logps") is not None:
+            batch["sampling_per_token_logps"] = sampler + (batch["old_per_token_logps"] - generation) * mask
+        kept = ratio.expand_as(mask)[mask.bool()]
+        self._metrics["train"]["context/sampler_ratio"].append(
+            self.accelerator.gather(kept.mean() if kept.numel() else torch.ones((), device=mask.device)).mean().item()
+        )
+
+    def _reweight_advantages(self, batch: dict[str, Any], generation: torch.Tensor) -> None:
         """advantage *= min(pi(y|x) / pi(y|system,x), clip); logs the mean weight."""
         mask = batch["completion_mask"]
         loss_logps = (self._logps("loss", batch, reference=False) * mask).sum(dim=1)
-        generation_logps = (self._logps("generation", batch, reference=False) * mask).sum(dim=1)
+        generation_logps = (generation * mask).sum(dim=1)
         weights = torch.exp(
             (loss_logps - generation_logps).clamp(max=torch.log(torch.tensor(self.options.correction_clip)))
         )
@@ -151,3 +188,19 @@ class ValueContextGRPOTrainer(GRPOTrainer):
         per_token = torch.exp(initial - policy) - (initial - policy) - 1
         kl = (per_token * mask).sum() / mask.sum().clamp(min=1)
         self._metrics["train"]["kl"].append(self.accelerator.gather(kl).mean().item())
+
+
+def sampler_ratio(
+    trainer: torch.Tensor, sampler: torch.Tensor, mask: torch.Tensor, mode: str, low: float | None, high: float | None
+) -> torch.Tensor:
+    """The sampler-mismatch weight pi_trainer / pi_sampler in one of TRL's `vllm_importance_sampling_mode`s:
+    per token or per sequence, truncated to [low, high] or zeroed outside it. Tokens the sampler
+    could not score (NaN) count as no mismatch."""
+    diff = torch.nan_to_num((trainer - sampler) * mask, nan=0.0)
+    if mode.startswith("sequence"):
+        diff = diff.sum(dim=-1, keepdim=True)
+    ratio = torch.exp(diff)
+    if mode.endswith("truncate"):
+        return torch.clamp(ratio, min=low, max=high)
+    outside = (ratio < (low if low is not None else -math.inf)) | (ratio > (high if high is not None else math.inf))
+    return ratio.masked_fill(outside, 0.0)
