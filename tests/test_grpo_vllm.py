@@ -122,8 +122,8 @@ def test_smollm2_trains_with_vllm_colocate_generation(tmp_path, run_cli, monkeyp
 
     monkeypatch.setenv("VLLM_CPU_KVCACHE_SPACE", "1")  # GiB; vLLM's CPU default is sized for a server
     syncs, prompts = [], {"sampler": [], "loss": []}
-    sync = VLLMGeneration.sync_weights
-    monkeypatch.setattr(VLLMGeneration, "sync_weights", lambda self: syncs.append(1) or sync(self))
+    weights = VLLMGeneration._iter_named_params  # what every sync sends, on CPU and GPU alike
+    monkeypatch.setattr(VLLMGeneration, "_iter_named_params", lambda self: syncs.append(1) or weights(self))
     score = ValueContextGRPOTrainer._generate_and_score_completions
 
     def spy(self, inputs):

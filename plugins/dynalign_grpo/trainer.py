@@ -36,6 +36,7 @@ from trl import GRPOTrainer
 
 from dynalign.interfaces import with_system
 from dynalign_grpo.options import GRPOOptions
+from dynalign_grpo.vllm_sync import sync_by_reload_on_cpu
 
 
 class ValueContextGRPOTrainer(GRPOTrainer):
@@ -43,6 +44,8 @@ class ValueContextGRPOTrainer(GRPOTrainer):
 
     def __init__(self, *args: Any, options: GRPOOptions, value_system_prompt: str, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        if self.use_vllm:
+            sync_by_reload_on_cpu(self.vllm_generation, on_gpu=torch.cuda.is_available())
         self.options = options  # validated once, by GRPOOptions; read as given
         self.value_system_prompt = value_system_prompt
         self.reference_policy: Any = None  # context factory yielding the initial policy (set by the optimizer)
