@@ -6,6 +6,10 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from conftest import write_config
@@ -106,15 +110,14 @@ name = "self-reward"
 options = { mode = "probability" }
 [optimizer]
 name = "grpo"
-options = { num_generations = 4, max_steps = 2, max_completion_length = 16, save_steps = 2, trl = { use_vllm = true, vllm_mode = "colocate", vllm_max_model_length = 2048 } }
+options = { finetune = "{finetune}", num_generations = 4, max_steps = 2, max_completion_length = 16, save_steps = 2, trl = { use_vllm = true, vllm_mode = "colocate", vllm_max_model_length = 2048 } }
 """
 
 
 @pytest.mark.vllm
-def test_smollm2_trains_with_vllm_colocate_generation(tmp_path, run_cli, monkeypatch, ca_value):
-    import torch
+def test_smollm2_trains_a_lora_adapter_with_vllm_colocate_generation(tmp_path, run_cli, monkeypatch, ca_value):
     from peft import PeftModel
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
     from trl.generation.vllm_generation import VLLMGeneration
 
     from dynalign_grpo.trainer import ValueContextGRPOTrainer
@@ -134,7 +137,7 @@ def test_smollm2_trains_with_vllm_colocate_generation(tmp_path, run_cli, monkeyp
         return batch
 
     monkeypatch.setattr(ValueContextGRPOTrainer, "_generate_and_score_completions", spy)
-    config = write_config(tmp_path / "smol-vllm.toml", SMOLLM2_VLLM_RUN)
+    config = write_config(tmp_path / "smol-vllm.toml", SMOLLM2_VLLM_RUN.replace("{finetune}", "lora"))
     result = run_cli("run", config, "--out", tmp_path / "run")
     assert result.exit_code == 0, result.stderr
 
@@ -152,7 +155,32 @@ def test_smollm2_trains_with_vllm_colocate_generation(tmp_path, run_cli, monkeyp
     base_dir = resolve_model_path("embedded:smollm2-135m-instruct")
     adapted = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base_dir), round_dir / "adapter")
     assert any("lora" in name for name, _ in adapted.named_parameters())
+    _trained_model_loads(round_dir, base_dir)
+
+
+def _trained_model_loads(round_dir: Path, base_dir: str) -> None:
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
     merged = AutoModelForCausalLM.from_pretrained(round_dir / "model")
     base = AutoModelForCausalLM.from_pretrained(base_dir)
     assert any(not torch.equal(p, q) for p, q in zip(merged.parameters(), base.parameters()))
     assert AutoTokenizer.from_pretrained(round_dir / "model").chat_template
+
+
+@pytest.mark.vllm
+def test_smollm2_full_finetuning_with_vllm_colocate_generation(tmp_path):
+    """Its own process: one vLLM engine per process (the LoRA test's is still alive in this one)."""
+    from dynalign_hf.backend import resolve_model_path
+
+    config = write_config(tmp_path / "smol-full.toml", SMOLLM2_VLLM_RUN.replace("{finetune}", "full"))
+    env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1"}
+    command = [sys.executable, "-m", "dynalign.cli", "run", str(config), "--out", str(tmp_path / "run")]
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [1, 2]
+    assert all(0.0 < r["self-reward/mean"] < 5.0 and 0.0 < r["context/sampler_ratio"] <= 3.0 for r in rows)
+    round_dir = tmp_path / "run" / "rounds" / "0"
+    assert not (round_dir / "adapter").exists()
+    _trained_model_loads(round_dir, resolve_model_path("embedded:smollm2-135m-instruct"))
