@@ -124,6 +124,7 @@ def test_smollm2_trains_a_lora_adapter_with_vllm_colocate_generation(tmp_path, r
     from dynalign_hf.backend import resolve_model_path
 
     monkeypatch.setenv("VLLM_CPU_KVCACHE_SPACE", "1")  # GiB; vLLM's CPU default is sized for a server
+    monkeypatch.setenv("MASTER_PORT", "auto")  # TRL picks a free port for vLLM's rendezvous; unset again after
     syncs, prompts = [], {"sampler": [], "loss": []}
     weights = VLLMGeneration._iter_named_params  # what every sync sends, on CPU and GPU alike
     monkeypatch.setattr(VLLMGeneration, "_iter_named_params", lambda self: syncs.append(1) or weights(self))
@@ -174,7 +175,8 @@ def test_smollm2_full_finetuning_with_vllm_colocate_generation(tmp_path):
     from dynalign_hf.backend import resolve_model_path
 
     config = write_config(tmp_path / "smol-full.toml", SMOLLM2_VLLM_RUN.replace("{finetune}", "full"))
-    env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1"}
+    rendezvous = {"MASTER_ADDR", "MASTER_PORT", "RANK", "LOCAL_RANK", "WORLD_SIZE"}  # left by an engine in this process
+    env = {**{k: v for k, v in os.environ.items() if k not in rendezvous}, "VLLM_CPU_KVCACHE_SPACE": "1"}
     command = [sys.executable, "-m", "dynalign.cli", "run", str(config), "--out", str(tmp_path / "run")]
     done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
