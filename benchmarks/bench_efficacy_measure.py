@@ -8,9 +8,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from dynalign.calibration import measure_signal
-from dynalign.context import RunContext
-from dynalign.interfaces import GenerationParams
+from dynalign.api import GenerationParams, RunContext, measure_signal
 from dynalign.plugins import load_registry
 from dynalign_eval import ifeval
 from dynalign_hf.backend import HFChatModel, HFOptions

@@ -15,10 +15,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from dynalign.config import RunConfig
-from dynalign.context import RunContext
-from dynalign.interfaces import PromptRecord, PromptSet
+from dynalign.api import PromptRecord, PromptSet, RunContext
 from dynalign.plugins import load_registry
+from dynalign.runconfig import RunConfig
 from dynalign.rundir import RunDirectory
 from dynalign_eval.evaluate import evaluate
 from dynalign_eval.options import EvalOptions

@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import statistics
 
-from dynalign.context import RunContext
+from dynalign.api import RunContext
 from dynalign.plugins import load_registry
 from dynalign_hf.backend import HFChatModel, HFOptions
 from dynalign_selfreward.rewarder import SelfRewarder, SelfRewardOptions

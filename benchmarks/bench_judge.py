@@ -21,7 +21,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from fakeserver import FakeServer  # noqa: E402
 
-from dynalign.context import RunContext  # noqa: E402
+from dynalign.api import RunContext  # noqa: E402
 from dynalign.plugins import load_registry  # noqa: E402
 
 

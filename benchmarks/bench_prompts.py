@@ -99,8 +99,7 @@ def _fake_agents_reply(messages, model):
 def bench_concurrency(delay: float = 0.2, n: int = 48) -> list[str]:
     from fakeserver import FakeServer
 
-    from dynalign.context import RunContext
-    from dynalign.interfaces import GenerationParams
+    from dynalign.api import GenerationParams, RunContext
     from dynalign.plugins import load_registry
 
     os.environ["BENCH_FAKE_KEY"] = "test-key"
@@ -151,7 +150,7 @@ def bench_concurrency(delay: float = 0.2, n: int = 48) -> list[str]:
 def bench_smollm2(n: int = 4) -> list[str]:
     import tempfile
 
-    from dynalign.context import RunContext
+    from dynalign.api import RunContext
     from dynalign.plugins import load_registry
 
     registry = load_registry()

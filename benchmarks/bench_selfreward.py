@@ -13,8 +13,7 @@ import statistics
 import time
 from contextlib import nullcontext
 
-from dynalign.context import RunContext
-from dynalign.interfaces import PolicyHandle
+from dynalign.api import PolicyHandle, RunContext
 from dynalign.plugins import load_registry
 from dynalign_hf.backend import load_model, resolve_model_path
 from dynalign_selfreward.rewarder import SelfRewarder, SelfRewardOptions

@@ -35,7 +35,7 @@ DEMO = HERE.parent / "examples" / "configs" / "demo.toml"
 
 
 def _context(run_dir: Path | None = None) -> tuple:
-    from dynalign.context import RunContext
+    from dynalign.api import RunContext
     from dynalign.plugins import load_registry
 
     registry = load_registry()
@@ -90,7 +90,7 @@ def part_eval() -> dict:
     """The demo's eval stage on base vs base (CA's held-out pairs and prompts)."""
     import tomllib
 
-    from dynalign.interfaces import PromptRecord, PromptSet
+    from dynalign.api import PromptRecord, PromptSet
     from dynalign.rundir import RunDirectory
     from dynalign_eval.evaluate import evaluate
     from dynalign_eval.options import EvalOptions

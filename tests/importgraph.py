@@ -162,6 +162,34 @@ def plugin_arrows_out(packages: dict[str, Package], graph: dict[str, set[str]]) 
     }
 
 
+PUBLIC = frozenset({"dynalign", "dynalign.api"})
+"""What of the core a plugin, value or example package may import: `dynalign` (`hookimpl`) and
+the public API, `dynalign.api`."""
+
+
+def private_core_arrows(
+    packages: dict[str, Package], graph: dict[str, set[str]], public: frozenset[str] = PUBLIC
+) -> set[Arrow]:
+    """Arrows from a plugin, value or example package into the core but not its public API."""
+    return {
+        arrow
+        for arrow, source, target in arrows_between_packages(packages, graph)
+        if source in ("plugin", "value", "example") and target == "core" and arrow[1] not in public
+    }
+
+
+def reachable(graph: dict[str, set[str]], start: str) -> set[str]:
+    """Every module `start` imports, directly or through others."""
+    seen: set[str] = set()
+    todo = [start]
+    while todo:
+        for nxt in graph.get(todo.pop(), ()):
+            if nxt not in seen:
+                seen.add(nxt)
+                todo.append(nxt)
+    return seen
+
+
 def outside_arrows_out(packages: dict[str, Package], graph: dict[str, set[str]]) -> set[Arrow]:
     """Arrows from a value or example package to anything first-party but the core and itself."""
     return {

@@ -10,7 +10,7 @@ import re
 
 import pytest
 
-from dynalign.context import RunContext
+from dynalign.api import RunContext
 from dynalign.errors import ConfigError, DynalignError, ModelError, ValueSpecError
 from dynalign.plugins import load_registry
 from dynalign.testing import ScriptedChatModel, check_component, scripted_plugin

@@ -7,9 +7,8 @@ import threading
 
 import pytest
 
-from dynalign.context import RunContext
+from dynalign.api import GenerationParams, RunContext
 from dynalign.errors import ConfigError, ModelError, UnsupportedError
-from dynalign.interfaces import GenerationParams
 from dynalign.testing import check_component
 from dynalign_api.anthropic_backend import AnthropicChatModel
 from dynalign_api.openai_backend import OpenAIChatModel

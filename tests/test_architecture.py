@@ -1,7 +1,8 @@
 """Imports run one way: the core at the bottom, plugins on top, value and example packages
-beside them on the core alone; no import cycles anywhere (relative, type-only, function-level
-and `importlib` imports count: they are arrows all the same). Each rule is also shown to fail
-on a small fake tree, so a checker that stopped seeing an arrow would fail here."""
+beside them on the core's public API alone (`dynalign`, `dynalign.api`); the plugin contract
+behind that API holds no config machinery; no import cycles anywhere (relative, type-only,
+function-level and `importlib` imports count: they are arrows all the same). Each rule is also
+shown to fail on a small fake tree, so a checker that stopped seeing an arrow would fail here."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ from importgraph import (
     import_graph,
     outside_arrows_out,
     plugin_arrows_out,
+    private_core_arrows,
+    reachable,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,7 +33,7 @@ def test_the_checker_sees_every_kind_of_package(project):
     packages, graph = project
     kinds = {p.kind for p in packages.values()}
     assert kinds == {"core", "plugin", "value", "example"}
-    assert "dynalign.values" in graph["dynalign_value_ca"]  # values/ca/src is read, not skipped
+    assert "dynalign.api" in graph["dynalign_value_ca"]  # values/ca/src is read, not skipped
 
 
 def test_the_core_imports_no_plugin(project):
@@ -45,6 +48,22 @@ def test_value_and_example_packages_import_only_the_core_and_themselves(project)
     assert outside_arrows_out(*project) == set()
 
 
+def test_plugins_values_and_examples_import_only_the_public_api(project):
+    assert private_core_arrows(*project) == set()
+
+
+MACHINERY = {"dynalign.config", "dynalign.plugins", "dynalign.loop", "dynalign.cli", "dynalign.scoring"}
+
+
+def test_the_plugin_contract_holds_no_config_machinery(project):
+    """What the API hands on (the kinds, judging, files...) reaches no config file handling,
+    plugin discovery, loop or CLI; only `open_stack`, the way a command opens a run, does."""
+    _, graph = project
+    contract = graph["dynalign.api"] - {"dynalign.opening"}
+    assert {m: reachable(graph, m) & MACHINERY for m in contract if reachable(graph, m) & MACHINERY} == {}
+    assert "dynalign.config" in reachable(graph, "dynalign.opening")  # the checker sees the way there
+
+
 def test_no_import_cycles(project):
     assert cycles(project[1]) == []
 
@@ -54,7 +73,8 @@ def _tree(root: Path, files: dict[str, str]) -> tuple[dict, dict]:
     layout = {
         "core/dynalign/__init__.py": "",
         "core/dynalign/api.py": "",
-        "plugins/dynalign_a/__init__.py": "from dynalign import api\n",
+        "core/dynalign/config.py": "",
+        "plugins/dynalign_a/__init__.py": "from dynalign import api, hookimpl\n",
         "plugins/dynalign_a/mod.py": "",
         "plugins/dynalign_b/__init__.py": "",
         "values/v/src/dynalign_value_v/__init__.py": "import dynalign.api\nfrom dynalign_value_v import data\n",
@@ -73,6 +93,26 @@ def test_a_clean_fake_tree_passes_every_rule(tmp_path):
     assert len(packages) == 5
     assert core_arrows_out(packages, graph) == plugin_arrows_out(packages, graph) == set()
     assert outside_arrows_out(packages, graph) == set() and cycles(graph) == []
+    assert private_core_arrows(packages, graph) == set()
+
+
+@pytest.mark.parametrize(
+    ("path", "source"),
+    [
+        ("plugins/dynalign_a/mod.py", "from dynalign.config import load_config\n"),
+        ("plugins/dynalign_a/mod.py", "from dynalign import config\n"),
+        ("plugins/dynalign_a/mod.py", "def later():\n    import dynalign.config\n"),
+        ("plugins/dynalign_a/mod.py", "import importlib\nimportlib.import_module('dynalign.config')\n"),
+        ("values/v/src/dynalign_value_v/data.py", "from dynalign.config import x\n"),
+        (
+            "examples/e/src/dynalign_e/__init__.py",
+            "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    import dynalign.config\n",
+        ),
+    ],
+)
+def test_the_checker_fails_a_plugin_value_or_example_that_imports_past_the_api(tmp_path, path, source):
+    packages, graph = _tree(tmp_path, {path: source})
+    assert {b for _, b in private_core_arrows(packages, graph)} == {"dynalign.config"}
 
 
 @pytest.mark.parametrize(

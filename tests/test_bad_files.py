@@ -170,7 +170,7 @@ def test_a_start_that_never_began_does_not_block_the_fixed_rerun(tmp_path):
 
 def test_score_never_writes_nan(tmp_path, run_cli, monkeypatch):
     from dynalign import plugins
-    from dynalign.interfaces import Rewarder
+    from dynalign.api import Rewarder
     from dynalign.testing import scripted_plugin
 
     class NotANumber(Rewarder):
@@ -202,8 +202,8 @@ def test_a_huge_prompt_is_refused_before_the_run_starts(tmp_path, run_cli, tiny_
 
 
 def test_a_conversation_longer_than_the_context_is_refused(tiny_model_dir):
+    from dynalign.api import GenerationParams
     from dynalign.errors import ModelError
-    from dynalign.interfaces import GenerationParams
     from dynalign_hf.backend import HFChatModel, HFOptions
 
     model = HFChatModel(HFOptions(model=str(tiny_model_dir)))

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from conftest import write_config
 
-from dynalign.config import load_config, redact
+from dynalign.api import redact
+from dynalign.config import load_config
 from dynalign.errors import ConfigError
 
 

@@ -7,9 +7,7 @@ from collections.abc import Sequence
 import pytest
 import torch
 
-from dynalign.calibration import measure_signal, pair_outcome, wilson_interval
-from dynalign.context import RunContext
-from dynalign.interfaces import PolicyHandle
+from dynalign.api import PolicyHandle, RunContext, measure_signal, pair_outcome, wilson_interval
 from dynalign.values import CalibrationPair
 from dynalign_eval.judgecheck import measure_signals, signal_problems
 from dynalign_hf.backend import load_model

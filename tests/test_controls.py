@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from dynalign.api import RunContext
 from dynalign.errors import ConfigError
-from dynalign.interfaces import RunContext
 from dynalign.testing import check_component, check_rewarder
 from dynalign_controls import RandomRewarder
 

@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from dynalign.interfaces import ChatModel
+from dynalign.api import ChatModel
 from dynalign.values import CalibrationPair
 from dynalign_eval.efficacy import efficacy, gap_closed, pair_logprobs, pair_metrics, summary
 

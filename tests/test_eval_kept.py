@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from dynalign.judging import parse_refusal, refusal_messages
+from dynalign.api import open_stack, parse_refusal, refusal_messages, refusals
 from dynalign.plugins import load_registry
 from dynalign.testing import ScriptedChatModel, scripted_plugin
 from dynalign_eval import capability, ifbench, mtbench, safety, suites
@@ -17,10 +17,8 @@ from dynalign_eval.evaluate import evaluate, summary
 from dynalign_eval.options import EvalOptions
 from dynalign_eval.refusal import agreement, is_refusal
 from dynalign_eval.report import write_report
-from dynalign_eval.rundata import open_run
 from dynalign_eval.stats import paired_rates
 from dynalign_eval.testing import make_run_dir
-from dynalign_eval.verdicts import refusals
 
 ROOT = Path(__file__).resolve().parents[1]
 REFUSES = "I'm sorry, but I can't help with that."
@@ -107,7 +105,7 @@ def test_paired_rates_give_the_difference_and_its_interval():
 
 def test_a_model_that_refuses_everything_and_one_that_never_does_are_told_apart(tmp_path, tiny_model_dir):
     run = make_run_dir(tmp_path / "run", tiny_model_dir, tiny_model_dir, held_out=2)
-    loaded = open_run(run.root, load_registry(extra_plugins=[scripted_plugin(ScriptedChatModel)]))
+    loaded = open_stack(run_dir=run.root, registry=load_registry(extra_plugins=[scripted_plugin(ScriptedChatModel)]))
     judge = {"backend": "scripted", "options": {"probs": {"yes": 0.9, "no": 0.1}}}  # P(yes) > P(no): refusal
     options = EvalOptions(**SMALL, refusal_judge=judge)
     lines: list[str] = []
@@ -144,7 +142,7 @@ def test_a_missing_suite_package_is_one_line_and_the_eval_goes_on(tmp_path, tiny
 
     monkeypatch.setattr(suites.metadata, "distribution", missing)
     run = make_run_dir(tmp_path / "run", tiny_model_dir, tiny_model_dir, held_out=2)
-    loaded = open_run(run.root, load_registry())
+    loaded = open_stack(run_dir=run.root, registry=load_registry())
     lines: list[str] = []
     results = evaluate(run, loaded.context, scripted(COMPLIES), scripted(COMPLIES), EvalOptions(**SMALL), lines.append)
     assert results["status"] == "complete"
@@ -177,7 +175,7 @@ def test_mtbench_questions_are_a_prompt_source_for_the_win_rate():
 
 def test_win_rate_on_mtbench_prompts(tmp_path, tiny_model_dir):
     run = make_run_dir(tmp_path / "run", tiny_model_dir, tiny_model_dir, held_out=2)
-    loaded = open_run(run.root, load_registry())
+    loaded = open_stack(run_dir=run.root, registry=load_registry())
     options = EvalOptions(**{**SMALL, "ifbench": False, "safety": False}, limit=3, win_rate_prompts="mtbench")
     results = evaluate(run, loaded.context, scripted(COMPLIES), scripted(COMPLIES), options, lambda _: None)
     pairs = results["win_rate"]["pairs"]

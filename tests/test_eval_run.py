@@ -5,12 +5,11 @@ import json
 import pytest
 from conftest import IFEVAL_DATA
 
-from dynalign.interfaces import ChatModel
+from dynalign.api import ChatModel, open_stack
 from dynalign.plugins import load_registry
 from dynalign.testing import scripted_plugin
 from dynalign_eval.evaluate import evaluate, spread
 from dynalign_eval.options import EvalError, EvalOptions
-from dynalign_eval.rundata import open_run
 from dynalign_eval.testing import make_run_dir
 
 SHARED = IFEVAL_DATA
@@ -103,7 +102,7 @@ def test_empty_held_out_set(tmp_path, tiny_model_dir, run_cli):
 
 def test_unreachable_judge_is_one_line_and_partial(tmp_path, tiny_model_dir):
     run = make_run_dir(tmp_path / "run", tiny_model_dir, tiny_model_dir)
-    loaded = open_run(run.root, load_registry(extra_plugins=[scripted_plugin(DownJudge)]))
+    loaded = open_stack(run_dir=run.root, registry=load_registry(extra_plugins=[scripted_plugin(DownJudge)]))
     base = loaded.context.build_model(loaded.config.policy)
     options = EvalOptions(**{**QUICK, "judge_check": True}, limit=2, judge={"backend": "down-judge"}, ifeval=False)
     lines = []

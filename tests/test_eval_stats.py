@@ -2,8 +2,9 @@
 
 import numpy as np
 
+from dynalign.api import Verdict
 from dynalign_eval.stats import bootstrap_ci, length_controlled, summarize
-from dynalign_eval.verdicts import Verdict, both_orders
+from dynalign_eval.winrate import _both_orders
 
 
 def test_bootstrap_interval_brackets_the_mean_and_narrows_with_more_data():
@@ -44,8 +45,8 @@ def test_summary_counts_wins_ties_losses():
 
 def test_both_orders_counts_disagreement_as_a_tie():
     a, b, tie, none = Verdict("A"), Verdict("B"), Verdict("tie"), Verdict(None)
-    assert both_orders(a, b) == 1.0  # first answer wins in both orders
-    assert both_orders(b, a) == 0.0
-    assert both_orders(a, a) == 0.5  # position bias: disagreement
-    assert both_orders(tie, b) == 0.5
-    assert both_orders(none, b) == 0.5
+    assert _both_orders(a.value, b.value) == 1.0  # first answer wins in both orders
+    assert _both_orders(b.value, a.value) == 0.0
+    assert _both_orders(a.value, a.value) == 0.5  # position bias: disagreement
+    assert _both_orders(tie.value, b.value) == 0.5
+    assert _both_orders(none.value, b.value) == 0.5

@@ -9,8 +9,8 @@ import json
 import pytest
 from test_api_backends import ASK, anthropic_model, context, openai_model  # noqa: F401 (fixture)
 
+from dynalign.api import GenerationParams
 from dynalign.errors import ModelError
-from dynalign.interfaces import GenerationParams
 
 
 @pytest.mark.parametrize("fault", ["html", "empty", "malformed"])

@@ -160,7 +160,7 @@ def test_reference_passes_a_contrast_rewarder_made_are_not_made_again(tiny_model
     import torch
 
     import dynalign_hf.textgen as textgen
-    from dynalign.interfaces import RunContext
+    from dynalign.api import RunContext
     from dynalign_hf.handle import HFPolicyHandle
     from dynalign_selfreward.rewarder import SelfRewarder, SelfRewardOptions
 
@@ -265,7 +265,7 @@ def test_trl_logs_become_the_metrics_schema():
 def test_rewarder_metrics_reach_the_schema_under_one_prefix(server, ca_value, dynalign_registry, tmp_path):
     """The keys a real rewarder (the judge) reports, through the optimizer's logger: one
     `judge/` prefix, and `unscorable_rate` fed from it."""
-    from dynalign.context import RunContext
+    from dynalign.api import RunContext
     from dynalign_grpo.metrics import reward_function, schema_row
 
     server.script(["Score: 11"])  # out of range: unscorable

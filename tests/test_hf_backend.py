@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from dynalign.api import GenerationParams
 from dynalign.errors import DynalignError, ModelError
-from dynalign.interfaces import GenerationParams
 from dynalign_hf.backend import HFChatModel, HFOptions, resolve_model_path
 
 

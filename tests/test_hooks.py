@@ -8,8 +8,8 @@ from types import SimpleNamespace
 
 import typer
 
+from dynalign.api import Optimizer, PromptGenerator, PromptSet, Rewarder, Stage
 from dynalign.hookspecs import HOOK_NAMES, hookimpl
-from dynalign.interfaces import Optimizer, PromptGenerator, PromptSet, Rewarder, Stage
 from dynalign.plugins import load_registry
 from dynalign.testing import ScriptedChatModel
 from dynalign.values import ValueSpec

@@ -6,8 +6,16 @@ import re
 
 import pytest
 
-from dynalign.inert import make_inert, strip_control_tokens, strip_verdicts
-from dynalign.judging import fence, pairwise_messages, parse_preference, parse_score, pointwise_messages
+from dynalign.api import (
+    fence,
+    make_inert,
+    pairwise_messages,
+    parse_preference,
+    parse_score,
+    pointwise_messages,
+    strip_control_tokens,
+)
+from dynalign.judging.inert import strip_verdicts
 
 ANSWER = "Start a weekly skill-share at the library, and ask newcomers what they need."
 VERDICT_ATTACKS = [
@@ -112,7 +120,7 @@ def test_control_token_strings_never_become_special_tokens(tiny_model_dir):
 @pytest.mark.model
 def test_injections_do_not_move_smollm2_self_reward(ca_value, dynalign_registry):
     """The real self-reward path (probability mode) on SmolLM2: attacks change no score by > 0.1."""
-    from dynalign.context import RunContext
+    from dynalign.api import RunContext
     from dynalign_hf.backend import HFChatModel, HFOptions
     from dynalign_selfreward.rewarder import SelfRewarder, SelfRewardOptions
 

@@ -8,10 +8,9 @@ import re
 import pytest
 from fakeserver import INJECTION
 
-from dynalign.context import RunContext
+from dynalign.api import JudgeError, RunContext
 from dynalign.testing import check_component, check_rewarder
 from dynalign_judge.judge import JudgeRewarder
-from dynalign_judge.support import JudgeError
 
 PROMPT = [{"role": "user", "content": "How can our town prepare for floods?"}]
 GOOD = "Map the flood zones together, set up a phone tree for elderly neighbours, and pool sandbags."
@@ -128,7 +127,7 @@ def test_judge_that_never_answers_stops_with_the_count(server, ca_value, dynalig
     server.script(["I would rather not say."])
     judge = make_judge(server, ca_value, dynalign_registry, tmp_path, logprobs="never", failure_budget=3)
     assert judge([PROMPT, PROMPT], [GOOD, BAD]) == [None, None]
-    with pytest.raises(JudgeError, match="no valid verdict in 3 judgments in a row") as info:
+    with pytest.raises(JudgeError, match="gave no valid verdict 3 times in a row") as info:
         judge([PROMPT], ["third"])
     assert "\n" not in str(info.value)
 

@@ -2,9 +2,9 @@
 
 import pytest
 
-from dynalign.interfaces import ChatModel
+from dynalign.api import ChatModel
 from dynalign.testing import ScriptedChatModel
-from dynalign_eval.judgecheck import JudgeCheckError, judge_check, judge_quality_problems, summary_line
+from dynalign_eval.judgecheck import JudgeCheckError, judge_check, judge_quality_problems, problems, summary_line
 
 
 def _section(text: str, label: str) -> str:
@@ -91,7 +91,32 @@ def test_command_on_the_tiny_model(run_cli, tiny_model_dir, tmp_path):
     assert out.exists() and '"n_pairs": 3' in out.read_text()
     failing = run_cli("judge-check", "--judge", str(tiny_model_dir), "--limit", "3", "--threshold", "1.01")
     assert failing.exit_code != 0
-    assert failing.stderr.strip().splitlines()[-1].startswith("error: judge-check: pointwise_accuracy")
+    # the default stack trains on a self-signal, so the best self-signal decides (the one rule)
+    assert failing.stderr.strip().splitlines()[-1].startswith("error: judge-check: the best self-signal")
+
+
+def test_one_failure_rule_for_the_stage_and_the_command():
+    judged = {"n_pairs": 4, "pointwise_accuracy": 0.5, "pairwise_accuracy": 0.9}
+    signal = {"n": 4, "accuracy": 0.9, "ci95": [0.6, 1.0]}
+    # no self-signal: the judge's accuracies decide
+    assert problems({**judged, "signals": {}}, 0.6) == judge_quality_problems(judged, 0.6)
+    assert problems({**judged, "signals": {}}, 0.6)[0].startswith("judge-check: pointwise_accuracy 0.50")
+    # with self-signals: the best of them decides, the judge's weak pointwise accuracy does not
+    assert problems({**judged, "signals": {"contrast-sum": signal}}, 0.6) == []
+    weak = {**signal, "accuracy": 0.55}
+    assert "the best self-signal, contrast-sum" in problems({**judged, "signals": {"contrast-sum": weak}}, 0.6)[0]
+    # the judge not measured (stage measure_judge = false) and no signals: nothing to hold
+    assert problems({"n_pairs": 4, "signals": {}}, 0.6) == []
+
+
+def test_the_stage_and_the_command_share_check_stack_and_problems():
+    import inspect
+
+    from dynalign_eval import commands, stages
+
+    for function in (stages.JudgeCheckStage.run, commands.judge_check_command):
+        source = inspect.getsource(function)
+        assert "check_stack(" in source and "problems(" in source
 
 
 def test_no_calibration_pairs_is_an_error(ca_value):

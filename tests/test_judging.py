@@ -4,14 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from dynalign.judging import (
-    expected_score,
-    fence,
-    pairwise_messages,
-    parse_preference,
-    parse_score,
-    pointwise_messages,
-)
+from dynalign.api import expected_score, fence, pairwise_messages, parse_preference, parse_score, pointwise_messages
 
 
 @pytest.mark.parametrize(

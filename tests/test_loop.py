@@ -9,9 +9,7 @@ from pathlib import Path
 import pytest
 from pydantic import Field
 
-from dynalign.config import load_config
-from dynalign.errors import RunDirectoryError
-from dynalign.interfaces import (
+from dynalign.api import (
     ChatModel,
     Optimizer,
     Options,
@@ -21,6 +19,8 @@ from dynalign.interfaces import (
     TrainRequest,
     TrainResult,
 )
+from dynalign.config import load_config
+from dynalign.errors import RunDirectoryError
 from dynalign.loop import run
 from dynalign.plugins import load_registry
 from dynalign.rundir import RunDirectory

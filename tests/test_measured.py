@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from dynalign.calibration import measure_signal_once
-from dynalign.context import RunContext
+from dynalign.api import RunContext, measure_signal_once
 from dynalign.measured import folder_fingerprint, measure_once
 from dynalign.values import CalibrationPair
 

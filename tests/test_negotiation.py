@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from dynalign.context import RunContext
+from dynalign.api import RunContext
 from dynalign.errors import ConfigError
 from dynalign.testing import check_component, check_rewarder
 from dynalign_judge.negotiation import NegotiationRewarder

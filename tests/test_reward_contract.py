@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from dynalign.interfaces import Rewarder
+from dynalign.api import Rewarder
 from dynalign.testing import check_rewarder
 
 ASK = [[{"role": "user", "content": "Say hi."}]] * 2

@@ -10,7 +10,7 @@ from conftest import write_config
 
 CONTRACT_REWARDER = """
 from dynalign import hookimpl
-from dynalign.interfaces import Options, Rewarder
+from dynalign.api import Options, Rewarder
 
 class LengthOptions(Options):
     fail_on: str = ""
@@ -137,7 +137,7 @@ def test_score_with_self_reward_needs_a_local_policy(tmp_path, run_cli, monkeypa
 
 BROKEN_REWARDER = """
 from dynalign import hookimpl
-from dynalign.interfaces import Options, Rewarder
+from dynalign.api import Options, Rewarder
 
 class BrokenOptions(Options):
     returns: str = "text"

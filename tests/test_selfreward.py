@@ -6,7 +6,7 @@ from contextlib import contextmanager
 
 import pytest
 
-from dynalign.context import RunContext
+from dynalign.api import RunContext
 from dynalign.errors import DynalignError
 from dynalign.testing import check_component, check_rewarder
 from dynalign_hf.backend import load_model

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from dynalign.config import redact
+from dynalign.api import redact
 from dynalign.redaction import redact_urls
 from dynalign_api.openai_backend import OpenAIChatModel
 

@@ -1,7 +1,8 @@
 """dynalign: a language model aligns itself to an open-ended value, with no human labels.
 
-The core defines interfaces (`dynalign.interfaces`, `dynalign.values`), the hooks plugins
-implement (`dynalign.hookspecs`), plugin discovery, config, the round loop and the CLI.
+The core defines the plugin kinds and the public API plugins import (`dynalign.api`), the
+hooks plugins implement (`dynalign.hookspecs`), judging (`dynalign.judging`), plugin discovery,
+config, opening a run (`dynalign.opening`), the round loop and the CLI.
 """
 
 from importlib.metadata import PackageNotFoundError, version

@@ -16,6 +16,7 @@ from dynalign.files import file_error
 from dynalign.plugins import get_registry
 from dynalign.redaction import redact_urls
 from dynalign.registry import KINDS
+from dynalign.scoring import score
 
 app = typer.Typer(
     help="Align a language model to an open-ended value, with no human labels.",
@@ -125,13 +126,12 @@ def values_show(name: str, as_json: Annotated[bool, typer.Option("--json", help=
 @config_app.command("check")
 def config_check(path: Path) -> None:
     """Validate a config: its shape, every component's options, and the optimizer's settings."""
-    from dynalign.config import load_config
-    from dynalign.stack import preflight, resolve
+    from dynalign.opening import open_stack, preflight
 
-    config = load_config(path)
-    stack = resolve(config, source=str(path))
+    stack = open_stack(path)
+    config = stack.config
     stack.optimizer.check(stack.policy, stack.value)
-    preflight(config, stack.context)
+    preflight(stack)
     rewarders = ", ".join(f"{r.name} (weight {r.weight:g})" for r in config.rewarders)
     typer.echo(
         f"ok: value={stack.value.name} policy={config.policy.backend} prompts={config.prompts.generator} "
@@ -142,7 +142,7 @@ def config_check(path: Path) -> None:
 @config_app.command("schema")
 def config_schema() -> None:
     """Print the JSON schema of a run config."""
-    from dynalign.config import RunConfig
+    from dynalign.runconfig import RunConfig
 
     _echo_json(RunConfig.model_json_schema())
 
@@ -167,6 +167,8 @@ def run_command(
 
     run(load_config(config), source=str(config) if config else None, out=out, resume=resume, say=typer.echo)
 
+
+app.command("score")(score)
 
 _added_commands: set[int] = set()
 

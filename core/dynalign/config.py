@@ -1,10 +1,10 @@
-"""Run configuration: a TOML file, checked in two phases.
+"""Loading a run configuration (its shape: `dynalign.runconfig`): a TOML file, checked in two phases.
 
 Phase 1 (`load_config`) checks the file's shape; `DYNALIGN_*` environment variables override
 keys (nested with `__`, e.g. `DYNALIGN_OPTIMIZER__OPTIONS__NUM_GENERATIONS=4`; list entries by
 index, `DYNALIGN_REWARDERS__0__WEIGHT=2`), and an error in an overridden key names the
 variable instead of the file. Phase 2
-(`resolve` in dynalign.stack) looks each named component up and validates its `options`
+(`open_stack` in dynalign.opening) looks each named component up and validates its `options`
 against the component's own `Options` model. Secrets are never values: options name the
 environment variable that holds them (`api_key_env = "OPENAI_API_KEY"`).
 """
@@ -14,102 +14,18 @@ from __future__ import annotations
 import json
 import math
 import os
-import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import tomllib
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import ValidationError
 
-from dynalign.errors import ConfigError, format_location
+from dynalign.errors import ConfigError, format_location, validation_message
 from dynalign.files import read_text, require_file
-from dynalign.redaction import redact_urls
+from dynalign.runconfig import RunConfig
 
-DEFAULT_POLICY = "embedded:smollm2-135m-instruct"
 ENV_PREFIX = "DYNALIGN_"
-SECRET_KEY = re.compile(r"(api_?key|token|secret|password)$", re.IGNORECASE)
-
-
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
-
-
-class ModelRef(_Section):
-    """A model backend by name plus its options (the policy, a judge, an agent...)."""
-
-    backend: str = "hf"
-    options: dict[str, Any] = Field(default_factory=dict)
-
-
-class PromptsRef(_Section):
-    """The prompt source by name plus its options."""
-
-    generator: str = "file"
-    options: dict[str, Any] = Field(default_factory=dict)
-    refresh: bool = Field(False, description="Ask the generator for new training prompts each round after the first.")
-
-
-class ComponentRef(_Section):
-    """A component by name plus its options."""
-
-    name: str
-    options: dict[str, Any] = Field(default_factory=dict)
-
-
-class RewarderRef(ComponentRef):
-    """A rewarder with the weight of its score in the total reward."""
-
-    weight: float = 1.0
-    allow_negative_weight: bool = Field(
-        False, description="A negative weight trains away from what the rewarder rewards; say so to use one."
-    )
-
-    @model_validator(mode="after")
-    def _negative_only_on_purpose(self) -> RewarderRef:
-        if self.weight < 0 and not self.allow_negative_weight:
-            raise ValueError(
-                f"weight {self.weight:g} is negative, which trains the policy away from what {self.name!r} "
-                "rewards; if that is intended, also set allow_negative_weight = true"
-            )
-        return self
-
-
-class RunConfig(_Section):
-    """The whole run: which value, policy, prompts, rewarders and optimizer, for how long."""
-
-    value: str = "collective-agency"
-    seed: int = 0
-    rounds: int = Field(1, ge=1)
-    output_dir: Path | None = None
-    policy: ModelRef = Field(default_factory=lambda: ModelRef(options={"model": DEFAULT_POLICY}))
-    prompts: PromptsRef = Field(default_factory=PromptsRef)
-    rewarders: list[RewarderRef] = Field(default_factory=lambda: [RewarderRef(name="self-reward")], min_length=1)
-    optimizer: ComponentRef = Field(default_factory=lambda: ComponentRef(name="grpo"))
-    stages: list[ComponentRef] = Field(default_factory=list)
-
-    @model_validator(mode="after")
-    def _weights_can_train(self) -> RunConfig:
-        if not math.isclose(sum(r.weight for r in self.rewarders), 0.0, abs_tol=1e-12):
-            return self
-        raise ValueError("rewarder weights sum to 0, so every reward would be 0; give a rewarder a non-zero weight")
-
-
-def validation_message(
-    source: str, exc: ValidationError, prefix: str = "", environ: Mapping[str, str] | None = None
-) -> str:
-    """One line for the first error of a ValidationError, located in `source`, or, for a run
-    config checked with its `environ`, in the `DYNALIGN_*` variable that set that key (or a
-    table above it)."""
-    first = exc.errors()[0]
-    where = format_location((*([prefix] if prefix else []), *first["loc"]))
-    source = (_overriding_variable(where, environ) if environ is not None else None) or source
-    kind = first["type"]
-    if kind == "extra_forbidden":
-        return f"{source}: {where}: unknown option (check its spelling; `dynalign components` lists the options)"
-    if kind == "missing":
-        return f"{source}: {where}: required field is missing"
-    return f"{source}: {where}: {first['msg']}"
 
 
 def read_toml(path: Path) -> dict[str, Any]:
@@ -142,6 +58,11 @@ def _overriding_variable(where: str, environ: Mapping[str, str]) -> str | None:
         if name in overrides:
             return f"environment variable {name}"
     return None
+
+
+def env_locator(environ: Mapping[str, str]) -> Callable[[str], str | None]:
+    """For error lines: the `DYNALIGN_*` variable that set a config key (`where`), if one did."""
+    return lambda where: _overriding_variable(where, environ)
 
 
 def override_value(raw: str, current: Any = None) -> Any:
@@ -211,14 +132,4 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> RunConfig:
     try:
         return RunConfig(**data)
     except ValidationError as exc:
-        raise ConfigError(validation_message(source, exc, environ=os.environ)) from exc
-
-
-def redact(data: Any) -> Any:
-    """A copy of `data` with every secret-looking key's value replaced by "***" and URL
-    credentials in every string redacted."""
-    if isinstance(data, dict):
-        return {k: ("***" if isinstance(k, str) and SECRET_KEY.search(k) and v else redact(v)) for k, v in data.items()}
-    if isinstance(data, list):
-        return [redact(item) for item in data]
-    return redact_urls(data) if isinstance(data, str) else data
+        raise ConfigError(validation_message(source, exc, locate=env_locator(os.environ))) from exc

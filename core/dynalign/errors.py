@@ -6,7 +6,11 @@ and keeps its traceback.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
 
 
 def format_location(loc: tuple[Any, ...] | list[Any]) -> str:
@@ -15,6 +19,23 @@ def format_location(loc: tuple[Any, ...] | list[Any]) -> str:
     for part in loc:
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
     return out or "(top level)"
+
+
+def validation_message(
+    source: str, exc: ValidationError, prefix: str = "", locate: Callable[[str], str | None] | None = None
+) -> str:
+    """One line for the first error of a ValidationError, located in `source` at its dotted
+    place (under `prefix`), or where `locate` says that place was set (a run config's
+    `DYNALIGN_*` variable)."""
+    first = exc.errors()[0]
+    where = format_location((*([prefix] if prefix else []), *first["loc"]))
+    source = (locate(where) if locate is not None else None) or source
+    kind = first["type"]
+    if kind == "extra_forbidden":
+        return f"{source}: {where}: unknown option (check its spelling; `dynalign components` lists the options)"
+    if kind == "missing":
+        return f"{source}: {where}: required field is missing"
+    return f"{source}: {where}: {first['msg']}"
 
 
 class DynalignError(Exception):
@@ -55,3 +76,7 @@ class ModelError(DynalignError):
 
 class UnsupportedError(DynalignError):
     """A component was asked for something its backend cannot do."""
+
+
+class JudgeError(DynalignError):
+    """A judge (a rewarder's, the judge-check's, the eval's) that cannot produce valid verdicts."""

@@ -139,3 +139,13 @@ def read_jsonl_strict(
 ) -> list[Any]:
     """The parsed non-blank lines of a JSON-lines file (see `numbered_jsonl`)."""
     return [row for _, row in numbered_jsonl(path, error, hint, objects)]
+
+
+def end_line(path: Path) -> None:
+    """Terminate a torn last line (a kill mid-write) so the next append starts on its own line."""
+    with path.open("rb+") as handle:
+        size = handle.seek(0, os.SEEK_END)
+        if size:
+            handle.seek(size - 1)
+            if handle.read(1) != b"\n":
+                handle.write(b"\n")

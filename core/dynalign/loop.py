@@ -9,13 +9,17 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from dynalign.config import RunConfig, redact
 from dynalign.errors import RunDirectoryError
-from dynalign.interfaces import ChatModel, PromptRecord, PromptSet, TrainRequest
+from dynalign.models import ChatModel
+from dynalign.opening import open_stack, preflight
+from dynalign.promptsets import PromptRecord, PromptSet
+from dynalign.redaction import redact
 from dynalign.registry import Registry
+from dynalign.runconfig import RunConfig
 from dynalign.rundir import RunDirectory
-from dynalign.stack import Stack, preflight, resolve
+from dynalign.stack import Stack
 from dynalign.timing import recorder, summary_line, timed
+from dynalign.training import TrainRequest
 
 Say = Callable[[str], None]
 
@@ -35,11 +39,11 @@ def run(
     say: Say = print,
 ) -> RunDirectory:
     """Run a config to completion (or continue it with `resume`); returns the run directory."""
-    stack = resolve(config, registry, source=source or "default config")
+    stack = open_stack(config, registry=registry, source=source or "default config")
     root = Path(out or config.output_dir or default_output_dir(source))
     resolved = redact(config.model_dump(mode="json"))
     stack.optimizer.check(stack.policy, stack.value)
-    preflight(config, stack.context)
+    preflight(stack)
     main = is_main_process()
     if not main:  # under `accelerate launch`: rank 0 owns the run directory; others follow it
         return _follow(stack, RunDirectory(root), resume)

@@ -36,8 +36,8 @@ def caching_enabled() -> bool:
 
 
 def digest(data: Any) -> str:
-    """A stable hex digest of JSON-ready data (keys sorted)."""
-    text = json.dumps(data, sort_keys=True, default=str, ensure_ascii=False)
+    """A stable hex digest of JSON-ready data (keys sorted): the one key of every cache."""
+    text = json.dumps(data, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()
 
 

@@ -19,9 +19,14 @@ from typing import Any
 import pluggy
 
 from dynalign import hookspecs
+from dynalign.components import Component
 from dynalign.errors import DynalignError, PluginError
-from dynalign.interfaces import COMPONENT_BASES
+from dynalign.models import ChatModel
+from dynalign.promptsets import PromptGenerator
 from dynalign.registry import Entry, PluginInfo, Registry
+from dynalign.rewards import Rewarder
+from dynalign.stack import Stage
+from dynalign.training import Optimizer
 from dynalign.values import ValueSpec
 
 GROUP = "dynalign"
@@ -32,6 +37,13 @@ _HOOK_KINDS = {
     "register_rewarders": "rewarder",
     "register_optimizers": "optimizer",
     "register_stages": "stage",
+}
+COMPONENT_BASES: dict[str, type[Component]] = {
+    "model": ChatModel,
+    "prompt_generator": PromptGenerator,
+    "rewarder": Rewarder,
+    "optimizer": Optimizer,
+    "stage": Stage,
 }
 
 _cached: Registry | None = None

@@ -1,4 +1,5 @@
-"""The rewarder contract, written down once: what a call returns and which metric keys it reports.
+"""The `Rewarder` kind and its contract, written down once: what a call returns and which metric
+keys it reports.
 
 A rewarder's `__call__` returns a list with one score per completion: a real number, or None
 for a completion it could not score. `pop_metrics()` returns diagnostics under *bare* keys
@@ -10,13 +11,13 @@ applies the same checks, so a broken rewarder fails with one line naming it, nev
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from numbers import Real
-from typing import TYPE_CHECKING, Any
+from typing import Any, ClassVar
 
+from dynalign.components import Component, Options, RunContext
 from dynalign.errors import RewarderError
-
-if TYPE_CHECKING:
-    from dynalign.interfaces import Rewarder
+from dynalign.models import PolicyHandle
 
 UNSCORABLE_RATE = "unscorable_rate"
 """Share of the completions since the last pop that got None (could not be scored)."""
@@ -31,6 +32,51 @@ MEAN = "mean"
 LENGTH_CORR = "length_corr"
 """Added by the optimizer: correlation of completion length and score (`<name>/length_corr`)."""
 RESERVED = (MEAN, LENGTH_CORR)
+
+
+class Rewarder(Component):
+    """Scores completions; follows TRL's reward-function contract.
+
+    `__call__(prompts, completions, **columns)` returns one float per completion, or None
+    where the completion could not be scored (TRL then leaves it out of the group baseline).
+    Prompts and completions are always conversational: each prompt is a list of
+    `{"role", "content"}` messages (the value's system prompt first when training with it),
+    each completion a list holding the assistant's message, so `completion[-1]["content"]`
+    is its text. Callers normalise plain strings with `as_conversation` before a rewarder
+    sees them.
+    """
+
+    kind = "rewarder"
+    needs_policy: ClassVar[bool] = False  # True: scores with the policy, given through bind_policy
+
+    def __init__(self, options: Options | None = None, context: RunContext | None = None) -> None:
+        super().__init__(options, context)
+        self.__name__ = self.name  # TRL names reward columns after the function's __name__
+
+    def __call__(self, prompts: list[Any], completions: list[Any], **columns: Any) -> list[float | None]:
+        """Score each completion of its prompt."""
+        raise NotImplementedError
+
+    def bind_policy(self, policy: PolicyHandle) -> None:
+        """Called by the optimizer before training with the live policy. Default: ignore it."""
+
+    def signal_variants(self) -> dict[str, Rewarder]:
+        """The signals this rewarder could use, by name, as rewarders of their own: what
+        `judge-check` measures on the value's calibration pairs. Default: none to compare."""
+        return {}
+
+    def pop_metrics(self) -> dict[str, float]:
+        """Diagnostics since the last call under bare keys (`unscorable_rate`, `pillar/<Name>`; the
+        logger adds `<name>/`; the keys are defined in `dynalign.rewards`); then reset."""
+        return {}
+
+
+@dataclass
+class WeightedRewarder:
+    """A rewarder with the weight its scores get in the total reward."""
+
+    rewarder: Rewarder
+    weight: float = 1.0
 
 
 def checked_scores(name: str, scores: Any, count: int) -> list[float | None]:

@@ -17,7 +17,7 @@ from typing import Any
 
 from dynalign.errors import RunDirectoryError
 from dynalign.files import atomic_write_text, read_json, read_text
-from dynalign.interfaces import PromptRecord, PromptSet
+from dynalign.promptsets import PromptRecord, PromptSet
 
 RECORDED_PACKAGES = ("dynalign", "dynalign-value-ca", "torch", "transformers", "trl", "peft", "accelerate")
 

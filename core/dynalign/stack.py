@@ -1,16 +1,24 @@
-"""Phase 2 of config checking: turn a RunConfig into constructed components (a Stack)."""
+"""The `Stack` (the components a config selects, constructed and validated) and the `Stage` kind,
+which does its work on a stack and its run directory. Open a stack with
+`dynalign.opening.open_stack`."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from dynalign.config import RunConfig
-from dynalign.interfaces import ChatModel, Optimizer, PromptGenerator, RunContext, Stage, WeightedRewarder
-from dynalign.plugins import get_registry
-from dynalign.registry import Registry
-from dynalign.values import ValueSpec
+from dynalign.components import Component, RunContext
+from dynalign.models import ChatModel
+from dynalign.promptsets import PromptGenerator
+from dynalign.rewards import WeightedRewarder
+from dynalign.training import Optimizer
+
+if TYPE_CHECKING:
+    from dynalign.runconfig import RunConfig
+    from dynalign.rundir import RunDirectory
+    from dynalign.values import ValueSpec
 
 
 @dataclass
@@ -36,42 +44,17 @@ class Stack:
         ref.options["model"] = str(model)
         return self.context.build_model(ref, where="policy")
 
-
-def model_refs(data: Any, where: str = "") -> list[tuple[str, dict[str, Any]]]:
-    """Every `{backend, options}` table anywhere in a config's data (policy, judges, agents...)."""
-    found: list[tuple[str, dict[str, Any]]] = []
-    if isinstance(data, dict):
-        if isinstance(data.get("backend"), str) and isinstance(data.get("options", {}), dict):
-            found.append((where or "model", data))
-        for key, item in data.items():
-            found += model_refs(item, f"{where}.{key}" if where else str(key))
-    elif isinstance(data, list):
-        for index, item in enumerate(data):
-            found += model_refs(item, f"{where}[{index}]")
-    return found
+    def stage_options(self, name: str) -> dict[str, Any]:
+        """The options the config gives the stage `name` (empty if it lists none)."""
+        return next((dict(ref.options) for ref in self.config.stages if ref.name == name), {})
 
 
-def preflight(config: RunConfig, context: RunContext, section: str | None = None) -> None:
-    """Before any work: every model the config (or only its `section`, e.g. "prompts") names
-    passes its `preflight` (e.g. its API key variable is set)."""
-    data = config.model_dump(mode="json")
-    for where, ref in model_refs(data[section] if section else data, section or ""):
-        context.build_model({"backend": ref["backend"], "options": ref.get("options", {})}, where).preflight()
+class Stage(Component):
+    """A step `dynalign run` takes after training (evaluation, report), in config order."""
 
+    kind = "stage"
+    before_training: ClassVar[bool] = False  # True: runs after the prompts, before round 1
 
-def resolve(config: RunConfig, registry: Registry | None = None, source: str = "config") -> Stack:
-    """Look up every component the config names and validate its options."""
-    registry = registry or get_registry()
-    value: ValueSpec = registry.get("value", config.value).obj
-    context = RunContext(value=value, registry=registry, seed=config.seed, source=source)
-    policy = context.build_model(config.policy, where="policy")
-    generator = context.build("prompt_generator", config.prompts.generator, config.prompts.options, "prompts.options")
-    rewarders = [
-        WeightedRewarder(context.build("rewarder", ref.name, ref.options, f"rewarders[{i}].options"), ref.weight)  # type: ignore[arg-type]
-        for i, ref in enumerate(config.rewarders)
-    ]
-    optimizer = context.build("optimizer", config.optimizer.name, config.optimizer.options, "optimizer.options")
-    stages = [
-        context.build("stage", ref.name, ref.options, f"stages[{i}].options") for i, ref in enumerate(config.stages)
-    ]
-    return Stack(config, context, policy, generator, rewarders, optimizer, stages)  # type: ignore[arg-type]
+    def run(self, stack: Stack, run_dir: RunDirectory, say: Callable[[str], None]) -> None:
+        """Do the stage's work for a run, writing results into its run directory."""
+        raise NotImplementedError

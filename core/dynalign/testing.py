@@ -20,9 +20,9 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from dynalign.api import ChatModel, Component, Conversation, GenerationParams, Options, Rewarder, RunContext
 from dynalign.errors import RewarderError
 from dynalign.hookspecs import hookimpl
-from dynalign.interfaces import ChatModel, Component, Conversation, GenerationParams, Options, Rewarder, RunContext
 from dynalign.plugins import load_registry, reset_registry
 from dynalign.registry import Registry
 from dynalign.rewards import checked_scores, logged_metrics
@@ -119,7 +119,7 @@ def check_component(cls: type[Component]) -> None:
         cls.Options.model_validate({"surely_not_an_option": 1})
     except ValidationError:
         return
-    raise AssertionError(f"{cls.__name__}.Options accepts unknown keys; subclass dynalign.interfaces.Options")
+    raise AssertionError(f"{cls.__name__}.Options accepts unknown keys; subclass dynalign.api.Options")
 
 
 def check_rewarder(

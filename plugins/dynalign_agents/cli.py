@@ -23,31 +23,20 @@ def generate(
     resume: Annotated[bool, typer.Option(help="Continue a stopped generation in --out.")] = False,
 ) -> None:
     """Make a prompt set: JSONL files, a `datasets` folder and a summary, in --out."""
-    from dynalign.config import load_config, redact
-    from dynalign.context import RunContext
-    from dynalign.errors import ConfigError
-    from dynalign.plugins import get_registry
-    from dynalign.rundir import RunDirectory
-    from dynalign.stack import preflight
+    from dynalign.api import ConfigError, RunDirectory, open_stack, redact
     from dynalign_agents.generator import AgentsPromptGenerator
     from dynalign_agents.output import write_prompt_set
 
     if n is not None and n <= 0:
         raise ConfigError(f"--n must be a positive number of prompts, got {n}")
-    run_config = load_config(config)
-    registry = get_registry()
-    value = registry.get("value", run_config.value).obj
-    context = RunContext(value=value, registry=registry, seed=run_config.seed, source=str(config))
-    options = dict(run_config.prompts.options)
-    if n is not None:
-        options["n"] = n
-    generator = context.build("prompt_generator", run_config.prompts.generator, options, "prompts.options")
-    preflight(run_config, context, section="prompts")  # e.g. an unset API key: refused before any folder
+    flags = {"prompts": {"n": n}} if n is not None else None
+    stack = open_stack(config, options=flags, check="prompts")  # e.g. an unset API key: refused before any folder
+    value, generator = stack.value, stack.generator
     folder = out or Path("prompts") / config.stem
     record = {
         "value": value.name,
-        "seed": run_config.seed,
-        "generator": run_config.prompts.generator,
+        "seed": stack.config.seed,
+        "generator": stack.config.prompts.generator,
         "options": generator.options.model_dump(mode="json"),
     }
     with RunDirectory.prepare(folder, redact(record), resume).starting():  # a failed start leaves nothing
@@ -77,8 +66,7 @@ def stats(
     threshold: Annotated[float, typer.Option(help="ROUGE-L level reported as 'share above'.")] = 0.7,
 ) -> None:
     """Histograms of pairwise ROUGE-L and prompt length (PNG), the numbers as JSON, a summary."""
-    from dynalign.errors import DynalignError
-    from dynalign.files import atomic_write_text, require_file
+    from dynalign.api import DynalignError, atomic_write_text, require_file
     from dynalign_agents.output import read_prompt_rows
     from dynalign_agents.stats import compute_stats, plot, summary_lines
 

@@ -13,7 +13,7 @@ import re
 from collections import Counter
 from typing import Any
 
-from dynalign.extras import require
+from dynalign.api import require
 
 _REFUSAL = re.compile(
     r"^\W*(i'?m sorry|i am sorry|sorry, (but )?i|i cannot|i can'?t|i can not|i'?m unable|i am unable|i won'?t|"

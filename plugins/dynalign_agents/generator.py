@@ -7,10 +7,17 @@ from typing import Any
 
 from pydantic import Field, field_validator, model_validator
 
-from dynalign.config import ModelRef
-from dynalign.errors import ConfigError, ValueSpecError
-from dynalign.interfaces import ChatModel, Options, PromptGenerator, PromptRecord, PromptSet
-from dynalign.values import ValueSpec
+from dynalign.api import (
+    ChatModel,
+    ConfigError,
+    ModelRef,
+    Options,
+    PromptGenerator,
+    PromptRecord,
+    PromptSet,
+    ValueSpec,
+    ValueSpecError,
+)
 from dynalign_agents.templates import ROLES, check_template, pick_templates
 
 WORK = "work"
@@ -111,12 +118,13 @@ class AgentsPromptGenerator(PromptGenerator):
 
     def build_agents(self, folder: Path | None) -> dict[str, Any]:
         """One cached Agent per role (roles with the same backend settings share one model)."""
-        from dynalign_agents.cache import Agent, CallCache, FailureBudget
+        from dynalign.api import CallCache
+        from dynalign_agents.cache import Agent, empty_output_budget
 
         if self.context is None:
             raise ConfigError("the agents generator needs a run context to build its model backends")
         cache = CallCache(folder / WORK / "cache.jsonl" if folder is not None else None)
-        budget = FailureBudget(self.options.failure_budget)
+        budget = empty_output_budget(self.options.failure_budget)
         built: dict[str, ChatModel] = {}
         agents = {}
         for role in ROLES:

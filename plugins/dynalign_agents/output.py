@@ -9,8 +9,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from dynalign.files import atomic_write_text, read_jsonl_strict
-from dynalign.interfaces import PromptRecord, PromptSet
+from dynalign.api import PromptRecord, PromptSet, atomic_write_text, read_jsonl_strict
 
 SPLITS = ("train", "held_out")
 

@@ -16,10 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dynalign.errors import DynalignError
-from dynalign.interfaces import GenerationParams
-from dynalign.values import ValueSpec
-from dynalign_agents.cache import Agent, end_line
+from dynalign.api import DynalignError, GenerationParams, ValueSpec, end_line
+from dynalign_agents.cache import Agent
 from dynalign_agents.filters import CandidateFilter, normalize
 from dynalign_agents.templates import clean_text, parse_critique, parse_list
 

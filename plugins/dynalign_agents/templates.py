@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import string
 
-from dynalign.errors import ConfigError
+from dynalign.api import ConfigError
 
 ROLES: tuple[str, ...] = ("goal", "task", "critic", "refiner")
 

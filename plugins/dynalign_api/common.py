@@ -23,10 +23,17 @@ from typing import Any, TypeVar
 
 from pydantic import Field
 
-from dynalign.errors import ConfigError, ModelError
-from dynalign.files import atomic_write_text, read_json
-from dynalign.interfaces import ChatModel, Conversation, GenerationParams, Options
-from dynalign.redaction import redact_urls
+from dynalign.api import (
+    ChatModel,
+    ConfigError,
+    Conversation,
+    GenerationParams,
+    ModelError,
+    Options,
+    atomic_write_text,
+    read_json,
+    redact_urls,
+)
 
 T = TypeVar("T")
 USAGE_FILE = "api_usage.json"

@@ -10,8 +10,7 @@ from typing import Any, ClassVar
 
 from pydantic import Field
 
-from dynalign.extras import require
-from dynalign.interfaces import Conversation, GenerationParams
+from dynalign.api import Conversation, GenerationParams, require
 from dynalign_api.common import APIChatModel, APIOptions, MalformedReply
 
 

@@ -14,8 +14,7 @@ from typing import Any
 from pydantic import Field, model_validator
 
 from dynalign import hookimpl
-from dynalign.interfaces import Options, Rewarder
-from dynalign.judging import completion_text, prompt_text
+from dynalign.api import Options, Rewarder, completion_text, prompt_text
 
 
 class RandomRewardOptions(Options):

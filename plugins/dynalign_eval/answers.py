@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from dynalign.interfaces import ChatModel, GenerationParams
-from dynalign.measured import measure_once
+from dynalign.api import ChatModel, GenerationParams, measure_once
 
 
 def greedy_answers(

@@ -8,9 +8,7 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
-from dynalign.extras import MissingExtraError
-from dynalign.interfaces import ChatModel
-from dynalign.rundir import RunDirectory
+from dynalign.api import ChatModel, MissingExtraError, RunDirectory
 from dynalign_eval import ifbench
 from dynalign_eval.answers import greedy_answers
 from dynalign_eval.evaluate import spread

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 from typing import Any
 
-from dynalign.extras import require
+from dynalign.api import require
 
 
 def _pyplot():

@@ -9,9 +9,7 @@ from typing import Annotated, Any
 import typer
 from pydantic import ValidationError
 
-from dynalign.config import ModelRef, validation_message
-from dynalign.errors import ConfigError
-from dynalign.registry import Registry
+from dynalign.api import ConfigError, ModelRef, RunContext, RunDirectory, open_stack, validate_options
 from dynalign_eval.options import EvalOptions, JudgeMode, ReportOptions
 
 JudgeOption = Annotated[
@@ -24,7 +22,7 @@ JudgeOption = Annotated[
 ]
 
 
-def parse_judge(spec: str | None, policy: ModelRef, registry: Registry) -> ModelRef | None:
+def parse_judge(spec: str | None, policy: ModelRef, context: RunContext) -> ModelRef | None:
     """A judge `ModelRef` from the command line's --judge (None: use the policy)."""
     if spec is None:
         return None
@@ -34,17 +32,13 @@ def parse_judge(spec: str | None, policy: ModelRef, registry: Registry) -> Model
         except (json.JSONDecodeError, ValidationError) as exc:
             raise ConfigError(f"--judge: not a valid {{backend, options}} JSON object: {exc}") from exc
     backend, _, model = spec.partition(":")
-    if model and any(entry.name == backend or backend in entry.aliases for entry in registry.entries("model")):
+    if model and any(entry.name == backend or backend in entry.aliases for entry in context.registry.entries("model")):
         return ModelRef(backend=backend, options={"model": model})
     return ModelRef(backend=policy.backend, options={**policy.options, "model": spec})
 
 
 def _options(cls: type, base: dict[str, Any], where: str, **overrides: Any) -> Any:
-    data = {**base, **{k: v for k, v in overrides.items() if v is not None}}
-    try:
-        return cls.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError(validation_message(where, exc)) from exc
+    return validate_options(cls, {**base, **{k: v for k, v in overrides.items() if v is not None}}, where)
 
 
 def eval_command(
@@ -58,14 +52,15 @@ def eval_command(
 ) -> None:
     """Evaluate a run: value win rate over the base model, judge-check, IFEval, lm-eval tasks."""
     from dynalign_eval.evaluate import evaluate
-    from dynalign_eval.rundata import final_model_dir, open_run
+    from dynalign_eval.rundata import final_model_dir
 
-    run = open_run(run_dir)
-    final = final_model_dir(run.run_dir)
-    judge_ref = parse_judge(judge, run.config.policy, run.context.registry)
+    stack = open_stack(run_dir=run_dir)
+    run = RunDirectory(run_dir)
+    final = final_model_dir(run)
+    judge_ref = parse_judge(judge, stack.config.policy, stack.context)
     options = _options(
         EvalOptions,
-        run.stage_options("eval"),
+        stack.stage_options("eval"),
         f"{run_dir}/config.json: stages.eval.options",
         limit=limit,
         ifeval_limit=limit,
@@ -76,11 +71,7 @@ def eval_command(
         tasks=task or None,
         max_new_tokens=max_new_tokens,
     )
-    base = run.context.build_model(run.config.policy, where="policy")
-    aligned_ref = run.config.policy.model_copy(deep=True)
-    aligned_ref.options["model"] = str(final)
-    aligned = run.context.build_model(aligned_ref, where="policy")
-    evaluate(run.run_dir, run.context, base, aligned, options, typer.echo)
+    evaluate(run, stack.context, stack.policy, stack.policy_at(final), options, typer.echo)
 
 
 def report_command(
@@ -90,13 +81,12 @@ def report_command(
 ) -> None:
     """Write one self-contained HTML page (plus PNGs) about a run and print its path."""
     from dynalign_eval.report import write_report
-    from dynalign_eval.rundata import open_run
 
-    run = open_run(run_dir)
+    stack = open_stack(run_dir=run_dir)
     options = _options(
-        ReportOptions, run.stage_options("report"), f"{run_dir}: stages.report.options", samples=samples, out=out
+        ReportOptions, stack.stage_options("report"), f"{run_dir}: stages.report.options", samples=samples, out=out
     )
-    typer.echo(str(write_report(run.run_dir, options)))
+    typer.echo(str(write_report(RunDirectory(run_dir), options)))
 
 
 def judge_check_command(
@@ -113,31 +103,17 @@ def judge_check_command(
 ) -> None:
     """Check how well a judge (default: the policy) and each self-signal of the config's
     rewarders separate the value's calibration pairs."""
-    from dynalign.config import load_config
-    from dynalign.files import atomic_write_text
-    from dynalign.plugins import get_registry
-    from dynalign.stack import resolve
-    from dynalign_eval.judgecheck import (
-        JudgeCheckError,
-        judge_check,
-        judge_quality_problems,
-        measure_signals,
-        signal_problems,
-        summary_line,
-    )
+    from dynalign.api import atomic_write_text
+    from dynalign_eval.judgecheck import JudgeCheckError, check_stack, problems
 
-    run_config = load_config(config)
-    registry = get_registry()
-    stack = resolve(run_config, registry, str(config) if config else "default config")
-    ref = parse_judge(judge, run_config.policy, registry)
-    model = stack.context.build_model(ref, where="judge") if ref else stack.policy
     say = None if as_json else typer.echo
-    result = judge_check(stack.value, model, mode=mode, limit=limit, say=say)
-    pairs = list(stack.value.calibration)[:limit]
-    result["signals"] = measure_signals([w.rewarder for w in stack.rewarders], stack.policy, pairs, signal, say)
+    stack = open_stack(config, say=say)
+    ref = parse_judge(judge, stack.config.policy, stack.context)
+    result = check_stack(stack, judge=ref, mode=mode, limit=limit, signals=signal, say=say, where="judge")
     if out is not None:
         atomic_write_text(out, json.dumps(result, indent=2) + "\n")
-    typer.echo(json.dumps(result, indent=2) if as_json else summary_line(result))
-    problems = judge_quality_problems(result, threshold) + signal_problems(result["signals"], threshold)
-    if problems:
-        raise JudgeCheckError(problems[0])
+    if as_json:
+        typer.echo(json.dumps(result, indent=2))
+    found = problems(result, threshold)
+    if found:
+        raise JudgeCheckError(found[0])

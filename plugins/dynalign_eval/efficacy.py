@@ -24,10 +24,16 @@ from typing import Any
 
 import numpy as np
 
-from dynalign.calibration import pair_outcome
-from dynalign.interfaces import ChatModel, Conversation, GenerationParams, with_system
-from dynalign.measured import measure_once
-from dynalign.values import CalibrationPair, ValueSpec
+from dynalign.api import (
+    CalibrationPair,
+    ChatModel,
+    Conversation,
+    GenerationParams,
+    ValueSpec,
+    measure_once,
+    pair_outcome,
+    with_system,
+)
 from dynalign_eval.stats import bootstrap_ci
 
 

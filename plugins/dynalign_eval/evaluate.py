@@ -9,11 +9,16 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
 
-from dynalign.context import RunContext
-from dynalign.errors import DynalignError, UnsupportedError
-from dynalign.interfaces import ChatModel
-from dynalign.rundir import RECORDED_PACKAGES, RunDirectory, package_versions
-from dynalign.timing import recorder
+from dynalign.api import (
+    RECORDED_PACKAGES,
+    ChatModel,
+    DynalignError,
+    RunContext,
+    RunDirectory,
+    UnsupportedError,
+    package_versions,
+    recorder,
+)
 from dynalign_eval.answers import greedy_answers
 from dynalign_eval.options import EvalError, EvalOptions
 from dynalign_eval.rundata import describe, model_path

@@ -18,8 +18,7 @@ import types
 from collections.abc import Iterator
 from typing import Any
 
-from dynalign.extras import require
-from dynalign.files import numbered_jsonl
+from dynalign.api import numbered_jsonl, require
 from dynalign_eval.options import EvalError
 from dynalign_eval.suites import IFBENCH, data_file
 

@@ -16,8 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from dynalign.extras import require
-from dynalign.files import numbered_jsonl
+from dynalign.api import numbered_jsonl, require
 from dynalign_eval.options import EvalError
 
 REQUIRED = ("key", "prompt", "instruction_id_list", "kwargs")

@@ -1,7 +1,11 @@
-"""judge-check: can a judge tell a value's better answer from its worse one?
+"""judge-check: can a judge, and each self-signal the rewarders could train on, tell a value's
+better answer from its worse one?
 
-Call `judge_check` before training (the loop warns or stops below a threshold with
-`judge_quality_problems`) or through `dynalign judge-check`.
+The `judge-check` stage and `dynalign judge-check` both run `check_stack` and judge its result
+by one rule, `problems`: with self-signals measured, the best of them decides (training rewards
+with a self-signal, not with the judge's verdicts); without, the judge's pointwise and pairwise
+accuracy decide. Below the threshold the stage warns or stops before training (`on_fail`),
+and the command exits non-zero (its threshold is 0 unless given: it reports).
 """
 
 from __future__ import annotations
@@ -9,11 +13,23 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from dynalign.calibration import credibly_above_chance, describe_measure, measure_signal_once
-from dynalign.errors import DynalignError
-from dynalign.interfaces import ChatModel, Rewarder, TrainablePolicy
-from dynalign.values import CalibrationPair, ValueSpec
-from dynalign_eval.verdicts import order_score, pairwise, pointwise, resolve_mode
+from dynalign.api import (
+    CalibrationPair,
+    ChatModel,
+    DynalignError,
+    ModelRef,
+    Rewarder,
+    Stack,
+    ValueSpec,
+    bind_policy,
+    credibly_above_chance,
+    describe_measure,
+    measure_signal_once,
+    order_score,
+    pairwise,
+    pointwise,
+    resolve_mode,
+)
 
 
 class JudgeCheckError(DynalignError):
@@ -91,6 +107,39 @@ def judge_check(
     }
 
 
+def check_stack(
+    stack: Stack,
+    *,
+    judge: ModelRef | None = None,
+    measure_judge: bool = True,
+    mode: str = "auto",
+    limit: int | None = None,
+    signals: Sequence[str] | None = None,
+    say: Callable[[str], None] | None = None,
+    where: str = "stages.judge-check",
+) -> dict[str, Any]:
+    """Measure the stack's judge (`judge`, default the policy judging itself) and the
+    self-signals its rewarders offer (`signals`: the names to measure; default all) on the
+    value's calibration pairs (at most `limit`). `where` names the judge's options in errors."""
+    pairs = list(stack.value.calibration)[:limit]
+    result: dict[str, Any] = {"value": stack.value.name, "n_pairs": len(pairs)}
+    if measure_judge:
+        model = stack.policy if judge is None else stack.context.build_model(judge, where)
+        result = judge_check(stack.value, model, mode=mode, limit=limit, say=say)
+        result["self_judged"] = judge is None
+        if say:
+            say(summary_line(result))
+    result["signals"] = measure_signals([w.rewarder for w in stack.rewarders], stack.policy, pairs, signals, say)
+    return result
+
+
+def problems(result: dict[str, Any], threshold: float) -> list[str]:
+    """The one failure rule (see the module): a line per accuracy below `threshold`."""
+    if result.get("signals"):
+        return signal_problems(result["signals"], threshold)
+    return judge_quality_problems(result, threshold) if "pointwise_accuracy" in result else []
+
+
 def judge_quality_problems(
     result: dict[str, Any], threshold: float, metrics: tuple[str, ...] = ("pointwise_accuracy", "pairwise_accuracy")
 ) -> list[str]:
@@ -127,12 +176,10 @@ def measure_signals(
     unknown = [n for n in names or () if n not in offered]
     if unknown:
         raise JudgeCheckError(f"judge-check signals: unknown signal {unknown[0]!r}; choose from {', '.join(offered)}")
-    if not isinstance(policy, TrainablePolicy):
-        raise JudgeCheckError(f"judge-check signals need a local policy backend such as 'hf', not {policy.name!r}")
-    handle = policy.policy_handle()
+    chosen = [offered[name] for name in names or offered]
+    handle = bind_policy(chosen, policy)
     results = {}
     for name in names or offered:
-        offered[name].bind_policy(handle)
         results[name] = measure_signal_once(offered[name], pairs, handle, label=f"judge-check signal {name}", say=say)
         if say:
             say(f"judge-check signal: {describe_measure(name, results[name])}")

@@ -7,8 +7,7 @@ question's category (writing, roleplay, reasoning, ...) stands where a value's p
 
 from __future__ import annotations
 
-from dynalign.files import numbered_jsonl
-from dynalign.interfaces import PromptRecord
+from dynalign.api import PromptRecord, numbered_jsonl
 from dynalign_eval.options import EvalError
 from dynalign_eval.suites import MTBENCH, data_file
 

@@ -8,9 +8,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from dynalign.config import ModelRef
-from dynalign.errors import DynalignError
-from dynalign.interfaces import Options
+from dynalign.api import DynalignError, ModelRef, Options
 
 JudgeMode = Literal["auto", "probs", "generate"]
 

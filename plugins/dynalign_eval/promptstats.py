@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from dynalign.rundir import RunDirectory
+from dynalign.api import RunDirectory
 
 _WORDS = re.compile(r"\w+")
 

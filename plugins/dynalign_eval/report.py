@@ -8,8 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from dynalign.files import atomic_write_text
-from dynalign.rundir import RunDirectory
+from dynalign.api import RunDirectory, atomic_write_text
 from dynalign_eval import charts
 from dynalign_eval.options import EvalError, ReportOptions
 from dynalign_eval.promptstats import numeric_lists, prompt_stats, scalars

@@ -1,54 +1,15 @@
-"""Reading a finished run directory: its config, prompts, final model and the models to compare."""
+"""Reading a finished run directory (opened with `dynalign.api.open_stack(run_dir=...)`): its
+final model and what results record about the models compared."""
 
 from __future__ import annotations
 
 import functools
 import hashlib
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dynalign.config import RunConfig
-from dynalign.context import RunContext
-from dynalign.errors import DynalignError
-from dynalign.interfaces import ChatModel, TrainablePolicy
-from dynalign.plugins import get_registry
-from dynalign.registry import Registry
-from dynalign.rundir import RunDirectory
+from dynalign.api import ChatModel, DynalignError, RunDirectory, TrainablePolicy
 from dynalign_eval.options import EvalError
-
-
-@dataclass
-class LoadedRun:
-    """A run directory with its config and a context to build models in."""
-
-    run_dir: RunDirectory
-    config: RunConfig
-    context: RunContext
-
-    def stage_options(self, name: str) -> dict[str, Any]:
-        """The options the config gives the stage `name` (empty if it lists none)."""
-        for ref in self.config.stages:
-            if ref.name == name:
-                return dict(ref.options)
-        return {}
-
-
-def open_run(root: Path, registry: Registry | None = None) -> LoadedRun:
-    """Open a run directory; only the value and policy need to be installed."""
-    run_dir = RunDirectory(Path(root))
-    if run_dir.root.exists() and not run_dir.root.is_dir():
-        raise EvalError(f"{run_dir.root} is a file, not a run directory; give the --out folder of a run")
-    if not run_dir.root.is_dir():
-        raise EvalError(f"run directory {run_dir.root} does not exist")
-    record = run_dir.read_json(RunDirectory.CONFIG)
-    if not record or "config" not in record:
-        raise EvalError(f"{run_dir.root} is not a dynalign run directory (no config.json); give the --out of a run")
-    config = RunConfig.model_validate(record["config"])
-    registry = registry or get_registry()
-    value = registry.get("value", config.value).obj
-    context = RunContext(value=value, registry=registry, run_dir=run_dir.root, seed=config.seed, source="run config")
-    return LoadedRun(run_dir, config, context)
 
 
 def _relocate(path: str, run_dir: RunDirectory) -> Path:

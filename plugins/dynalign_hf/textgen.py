@@ -9,9 +9,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from dynalign.errors import ModelError
-from dynalign.inert import strip_control_tokens
-from dynalign.interfaces import Conversation, GenerationParams
+from dynalign.api import Conversation, GenerationParams, ModelError, strip_control_tokens
 
 
 def control_tokens(tokenizer: Any) -> tuple[str, ...]:

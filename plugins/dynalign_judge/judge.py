@@ -10,34 +10,34 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from dynalign.config import ModelRef
-from dynalign.errors import ConfigError
-from dynalign.interfaces import ChatModel, GenerationParams, Options, Rewarder
-from dynalign.judging import (
+from dynalign.api import (
+    INVALID_RATE,
+    SCORE_MEAN,
     SCORE_PREFIX,
+    UNSCORABLE_RATE,
+    CallCache,
+    ChatModel,
+    ConfigError,
+    FailureBudget,
+    GenerationParams,
+    ModelRef,
+    Options,
+    Rewarder,
+    call_key,
+    combine_orders,
     completion_text,
     expected_score,
+    group_indices,
+    groupwise_messages,
+    mean_or_none,
     pairwise_messages,
+    parse_group_scores,
     parse_score,
     pointwise_messages,
+    preference_value,
     prompt_text,
     rubric_system,
     score_choices,
-)
-from dynalign.rewards import INVALID_RATE, SCORE_MEAN, UNSCORABLE_RATE
-from dynalign_judge.support import (
-    FailureBudget,
-    JudgmentCache,
-    check_model_ref,
-    digest,
-    group_indices,
-)
-from dynalign_judge.verdicts import (
-    combine_orders,
-    groupwise_messages,
-    mean_or_none,
-    parse_group_scores,
-    preference_value,
 )
 
 
@@ -76,9 +76,9 @@ class JudgeRewarder(Rewarder):
         super().__init__(options, context)
         if context is None:
             raise ConfigError("the judge rewarder needs a run context (build it through a config)")
-        check_model_ref(context, self.options.model, f"rewarders[{self.name}].options.model")
+        context.check_model(self.options.model, f"rewarders[{self.name}].options.model")
         self._model: ChatModel | None = None
-        self._cache: JudgmentCache | None = None
+        self._cache: CallCache | None = None
         self.budget = FailureBudget(self.options.failure_budget, f"judge {self.options.model.backend}")
         self._stats: Counter[str] = Counter()
         self._scores: list[float] = []
@@ -92,11 +92,12 @@ class JudgeRewarder(Rewarder):
         return self._model
 
     @property
-    def cache(self) -> JudgmentCache:
+    def cache(self) -> CallCache:
         """The verdict cache (in the run directory, the configured folder, or memory only)."""
         if self._cache is None:
             folder = Path(self.options.cache_dir) if self.options.cache_dir else self.context.run_dir
-            self._cache = JudgmentCache(folder, "judge_cache.jsonl", enabled=self.options.cache)
+            path = folder / "judge_cache.jsonl" if folder is not None else None
+            self._cache = CallCache(path, field="verdict", enabled=self.options.cache)
         return self._cache
 
     def _use_logprobs(self) -> bool:
@@ -115,8 +116,10 @@ class JudgeRewarder(Rewarder):
 
     def _key(self, *parts: Any) -> str:
         value = self.context.value
-        rubric = digest(rubric_system(value))
-        return digest(self.model.describe(), value.name, rubric, self.options.mode, self._params().model_dump(), parts)
+        rubric = call_key(rubric_system(value))
+        return call_key(
+            self.model.describe(), value.name, rubric, self.options.mode, self._params().model_dump(), parts
+        )
 
     def __call__(self, prompts: list[Any], completions: list[Any], **columns: Any) -> list[float | None]:
         """Score each completion; None where no valid verdict came back."""

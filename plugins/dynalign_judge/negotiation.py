@@ -9,13 +9,25 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from dynalign.config import ModelRef
-from dynalign.errors import ConfigError
-from dynalign.interfaces import ChatModel, GenerationParams, Options, Rewarder
-from dynalign.judging import clean, completion_text, fence, parse_score, prompt_text, rubric_system
-from dynalign.rewards import INVALID_RATE, UNSCORABLE_RATE
-from dynalign.rundir import RunDirectory
-from dynalign_judge.support import FailureBudget, check_model_ref, digest
+from dynalign.api import (
+    INVALID_RATE,
+    UNSCORABLE_RATE,
+    ChatModel,
+    ConfigError,
+    FailureBudget,
+    GenerationParams,
+    ModelRef,
+    Options,
+    Rewarder,
+    RunDirectory,
+    call_key,
+    clean,
+    completion_text,
+    fence,
+    parse_score,
+    prompt_text,
+    rubric_system,
+)
 
 RECORD_FILE = "negotiation.jsonl"
 
@@ -81,9 +93,9 @@ class NegotiationRewarder(Rewarder):
             raise ConfigError(f"negotiation needs at least 2 agents; {context.value.name} has one pillar: add agents")
         where = f"rewarders[{self.name}].options"
         for k, agent in enumerate(self.agents):
-            check_model_ref(context, agent.model or self.options.model, f"{where}.agents[{k}].model")
+            context.check_model(agent.model or self.options.model, f"{where}.agents[{k}].model")
         if self.options.consensus == "mediator":
-            check_model_ref(context, self.options.mediator or self.options.model, f"{where}.mediator")
+            context.check_model(self.options.mediator or self.options.model, f"{where}.mediator")
         self._models: dict[str, ChatModel] = {}
         self.budget = FailureBudget(self.options.failure_budget, "negotiation")
         self._stats: Counter[str] = Counter()
@@ -115,7 +127,7 @@ class NegotiationRewarder(Rewarder):
 
     def _opening(self, agent: AgentSpec, prompt: str, answer: str) -> list[dict[str, str]]:
         value = self.context.value
-        nonce = digest(clean(prompt, "request"), clean(answer))[:8]
+        nonce = call_key(clean(prompt, "request"), clean(answer))[:8]
         system = f"{rubric_system(value)}\n\nYou are {agent.name}, one of several judges. {agent.persona}"
         user = (
             f"User request:\n{fence(prompt, 'request', nonce)}\n\n"
@@ -170,7 +182,7 @@ class NegotiationRewarder(Rewarder):
             active = [c for c in active if not agreed[c]]
             if round_number < self.options.rounds:
                 for c in active:
-                    nonce = digest(clean(asked[c], "request"), clean(answers[c]), round_number)[:8]
+                    nonce = call_key(clean(asked[c], "request"), clean(answers[c]), round_number)[:8]
                     for k in range(len(self.agents)):
                         rebuttal = self._rebuttal(k, arguments[c], scores[c], nonce)
                         talks[c][k] = [*talks[c][k], {"role": "user", "content": rebuttal}]
@@ -189,7 +201,7 @@ class NegotiationRewarder(Rewarder):
         mediator = self._model(self.options.mediator, "mediator")
         conversations = []
         for c in range(len(answers)):
-            nonce = digest(clean(asked[c], "request"), clean(answers[c]), "mediator")[:8]
+            nonce = call_key(clean(asked[c], "request"), clean(answers[c]), "mediator")[:8]
             mediator_spec = AgentSpec(name="the mediator", persona="You settle the judges' disagreement fairly.")
             talk = self._opening(mediator_spec, asked[c], answers[c])
             talk[-1]["content"] += "\n\n" + self._rebuttal(-1, arguments[c], scores[c], nonce)
@@ -211,8 +223,8 @@ class NegotiationRewarder(Rewarder):
         run = RunDirectory(self.context.run_dir) if self.context.run_dir is not None else None
         for c, reward in enumerate(rewards):
             row = {
-                "prompt": digest(asked[c]),
-                "candidate": digest(answers[c]),
+                "prompt": call_key(asked[c]),
+                "candidate": call_key(answers[c]),
                 "rounds": used[c],
                 "agreed": agreed[c],
                 "scores": {agent.name: scores[c][k] for k, agent in enumerate(self.agents)},

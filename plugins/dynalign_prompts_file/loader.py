@@ -10,10 +10,17 @@ from pathlib import Path
 
 from pydantic import Field
 
-from dynalign.errors import ConfigError
-from dynalign.files import read_jsonl_strict, read_text, require_file
-from dynalign.interfaces import Options, PromptGenerator, PromptRecord, PromptSet
-from dynalign.values import ValueSpec
+from dynalign.api import (
+    ConfigError,
+    Options,
+    PromptGenerator,
+    PromptRecord,
+    PromptSet,
+    ValueSpec,
+    read_jsonl_strict,
+    read_text,
+    require_file,
+)
 
 
 class FileOptions(Options):

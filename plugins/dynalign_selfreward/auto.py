@@ -6,9 +6,16 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from dynalign.calibration import credibly_above_chance, describe_measure, measure_signal_once
-from dynalign.files import atomic_write_text
-from dynalign.interfaces import PolicyHandle, Rewarder, RunContext
+from dynalign.api import (
+    PolicyHandle,
+    Rewarder,
+    RunContext,
+    atomic_write_text,
+    bind_policy,
+    credibly_above_chance,
+    describe_measure,
+    measure_signal_once,
+)
 
 FALLBACK = "contrast-sum"  # no calibration pairs to measure on: the signal that measured best on CA
 EXCLUDED_BY_DEFAULT = ("verdict",)  # a written verdict per answer costs minutes on a CPU
@@ -36,8 +43,8 @@ def choose_signal(
         report.update(chosen=chosen_name, reason="the value has no calibration pairs to measure on")
         context.say(f"self-reward auto: {value.name!r} has no calibration pairs; using {chosen_name} unmeasured")
     else:
+        bind_policy([variants[name] for name in names], policy)
         for name in names:
-            variants[name].bind_policy(policy)
             label = f"self-reward auto: {name}"
             report["measured"][name] = measure_signal_once(variants[name], pairs, policy, label=label, say=context.say)
         chosen_name = max(names, key=lambda n: report["measured"][n]["accuracy"])  # first wins ties
@@ -49,7 +56,7 @@ def choose_signal(
             report["warning"] = "no signal is credibly above chance (95% interval includes 0.5)"
             context.say(f"warning: self-reward auto: {report['warning']}; training may only amplify noise")
     chosen = variants[chosen_name]
-    chosen.bind_policy(policy)
+    bind_policy([chosen], policy)
     if context.run_dir is not None:
         atomic_write_text(context.run_dir / CHOICE_FILE, json.dumps(report, indent=2) + "\n")
     return chosen, report

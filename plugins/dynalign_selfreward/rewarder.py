@@ -17,9 +17,18 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from dynalign.errors import DynalignError
-from dynalign.interfaces import Options, PolicyHandle, Rewarder, as_conversation, with_system
-from dynalign.judging import completion_text, pillar_messages, pointwise_messages, prompt_text
+from dynalign.api import (
+    DynalignError,
+    Options,
+    PolicyHandle,
+    Rewarder,
+    as_conversation,
+    completion_text,
+    pillar_messages,
+    pointwise_messages,
+    prompt_text,
+    with_system,
+)
 from dynalign_selfreward.signals import (
     contrast_context,
     contrast_scores,

@@ -15,9 +15,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from dynalign.interfaces import Conversation, GenerationParams, PolicyHandle, with_system
-from dynalign.judging import SCORE_PREFIX, expected_score, parse_score, score_choices
-from dynalign.values import ValueSpec
+from dynalign.api import (
+    SCORE_PREFIX,
+    Conversation,
+    GenerationParams,
+    PolicyHandle,
+    ValueSpec,
+    expected_score,
+    parse_score,
+    score_choices,
+    with_system,
+)
 
 
 def probability_scores(

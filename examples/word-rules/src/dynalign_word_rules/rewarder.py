@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import Field
 
-from dynalign.interfaces import Options, Rewarder
+from dynalign.api import Options, Rewarder
 
 
 class WordRulesOptions(Options):

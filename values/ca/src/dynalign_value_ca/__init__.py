@@ -3,7 +3,7 @@
 from importlib.resources import files
 
 from dynalign import hookimpl
-from dynalign.values import ValueSpec, load_value_file
+from dynalign.api import ValueSpec, load_value_file
 
 
 def collective_agency() -> ValueSpec:

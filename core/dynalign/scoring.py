@@ -1,5 +1,5 @@
 """`dynalign score CONFIG INPUT.jsonl --out OUT.jsonl`: score (prompt, completion) rows with the
-config's rewarders, without training."""
+config's rewarders (any: a judge, self-reward, a third party's), without training."""
 
 from __future__ import annotations
 
@@ -10,15 +10,17 @@ from typing import Annotated, Any
 
 import typer
 
-from dynalign.files import numbered_jsonl, require_file
+from dynalign.errors import DynalignError, JudgeError, ModelError
+from dynalign.files import atomic_write_text, check_writable, ensure_folder, numbered_jsonl, require_file
+from dynalign.judging.prompts import group_indices, prompt_text
+from dynalign.messages import as_conversation
+from dynalign.opening import open_stack
+from dynalign.rewards import MEAN, checked_scores, logged_metrics
 
 
 def _read_rows(path: Path) -> list[dict[str, Any]]:
     """The input rows with their line numbers (`_line`) and their prompt and completion in the
     conversational form every rewarder receives (`_prompt`, `_completion`)."""
-    from dynalign.errors import DynalignError
-    from dynalign.interfaces import as_conversation
-
     require_file(path, "input file")
     rows = []
     for number, row in numbered_jsonl(path):
@@ -37,8 +39,6 @@ def _read_rows(path: Path) -> list[dict[str, Any]]:
 def _call(name: str, rewarder: Any, rows: list[dict[str, Any]], batch: list[int]) -> list[float | None]:
     """The rewarder's scores for a batch of rows; an unexpected exception it raises becomes a
     DynalignError naming the rewarder and the first row (line of INPUT) it fails on alone."""
-    from dynalign.errors import DynalignError
-    from dynalign.rewards import checked_scores
 
     def run(indices: list[int]) -> list[float | None]:
         scores = rewarder([rows[i]["_prompt"] for i in indices], [rows[i]["_completion"] for i in indices])
@@ -71,9 +71,6 @@ def _finite(value: float | None) -> float | None:
 def _batches(rows: list[dict[str, Any]], size: int) -> list[list[int]]:
     """Row indices in batches of about `size`, never splitting the candidates of one prompt
     (pairwise and groupwise judges compare them)."""
-    from dynalign.judging import prompt_text
-    from dynalign_judge.support import group_indices
-
     batches: list[list[int]] = [[]]
     for group in group_indices([json.dumps(prompt_text(r["_prompt"])) for r in rows]):
         if batches[-1] and len(batches[-1]) + len(group) > size:
@@ -97,31 +94,16 @@ def score(
     """Score (prompt, completion) rows with the config's rewarders (e.g. a judge), without training."""
     from tqdm import tqdm
 
-    from dynalign.config import load_config
-    from dynalign.context import RunContext
-    from dynalign.errors import ModelError
-    from dynalign.files import atomic_write_text, check_writable, ensure_folder
-    from dynalign.plugins import get_registry
-    from dynalign.stack import preflight
-    from dynalign_judge.support import JudgeError
-
-    cfg = load_config(config)
     rows = _read_rows(input_file)
     folder = run_dir or out.with_suffix(".run")
     check_writable(out)
     check_writable(folder, folder=True)
-    registry = get_registry()
-    context = RunContext(registry.get("value", cfg.value).obj, registry, folder, cfg.seed, str(config))
-    rewarders = [
-        (ref, context.build("rewarder", ref.name, ref.options, f"rewarders[{i}].options"))
-        for i, ref in enumerate(cfg.rewarders)
-    ]
-    preflight(cfg, context)
+    stack = open_stack(config, run_dir=folder, say=_to_stderr, check=True, bind=True)
+    rewarders = [(ref, weighted.rewarder) for ref, weighted in zip(stack.config.rewarders, stack.rewarders)]
     names = [
         ref.name if [r.name for r, _ in rewarders].count(ref.name) == 1 else f"{ref.name}#{i}"
         for i, (ref, _) in enumerate(rewarders)
     ]
-    _bind_policy(context, cfg, [r for _, r in rewarders])
     ensure_folder(folder)
     results: dict[int, dict[str, float | None]] = {}
     for batch in tqdm(_batches(rows, batch_size), desc="scoring", unit="batch", disable=None):
@@ -150,32 +132,14 @@ def score(
     typer.echo(json.dumps(summary, sort_keys=True))
 
 
-def _bind_policy(context: Any, cfg: Any, rewarders: list[Any]) -> None:
-    """Rewarders that score with the policy (self-reward) get the config's policy: the initial
-    one, as at the start of training."""
-    from dynalign.errors import ConfigError
-    from dynalign.interfaces import TrainablePolicy
-
-    needing = [r for r in rewarders if r.needs_policy]
-    if not needing:
-        return
-    policy = context.build_model(cfg.policy, where="policy")
-    if not isinstance(policy, TrainablePolicy):
-        raise ConfigError(
-            f"rewarder {needing[0].name!r} scores with the policy, but policy.backend {policy.name!r} is not a "
-            "local model; use backend 'hf' (or score with a 'judge' rewarder that names this model)"
-        )
-    context.say = lambda line: typer.echo(line, err=True)
-    handle = policy.policy_handle()
-    for rewarder in needing:
-        rewarder.bind_policy(handle)
+def _to_stderr(line: str) -> None:
+    """Where the components' decisions go (stdout holds the results)."""
+    typer.echo(line, err=True)
 
 
 def _summary(names: list[str], rewarders: list[Any], lines: list[dict[str, Any]]) -> dict[str, float]:
     """Means and diagnostics under the keys a training run's metrics use: `reward_mean`,
     `<rewarder>/mean`, `<rewarder>/<diagnostic>`."""
-    from dynalign.rewards import MEAN, logged_metrics
-
     out: dict[str, float] = {}
     for name, rewarder in zip(names, rewarders):
         scores = [line["rewards"][name] for line in lines if line["rewards"][name] is not None]

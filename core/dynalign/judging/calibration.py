@@ -12,9 +12,9 @@ import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from dynalign.interfaces import PolicyHandle, Rewarder
 from dynalign.measured import measure_once
-from dynalign.rewards import checked_scores
+from dynalign.models import PolicyHandle
+from dynalign.rewards import Rewarder, checked_scores
 from dynalign.values import CalibrationPair
 
 
@@ -75,14 +75,15 @@ def measure_signal(rewarder: Rewarder, pairs: Sequence[CalibrationPair]) -> dict
 def measure_signal_once(
     rewarder: Rewarder,
     pairs: Sequence[CalibrationPair],
-    policy: PolicyHandle,
+    policy: PolicyHandle | None,
     *,
     label: str,
     say: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """`measure_signal`, reused from the measurement cache while the policy's initial weights,
-    the value, the pairs and the signal's definition (rewarder and options) are unchanged."""
-    identity = policy.fingerprint()
+    the value, the pairs and the signal's definition (rewarder and options) are unchanged
+    (no `policy`, or one without a fingerprint: measured every time)."""
+    identity = policy.fingerprint() if policy is not None else None
     value = getattr(rewarder.context, "value", None)
     key = None
     if identity is not None:

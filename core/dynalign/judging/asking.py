@@ -1,38 +1,27 @@
-"""Asking a judge model for pairwise preferences and pointwise scores, with the shared judge
-prompts of dynalign.judging: next-token probabilities when the backend has them, else a
-greedy reply that is parsed."""
+"""Asking a judge model for pairwise preferences, pointwise scores and refusal verdicts (the
+judge-check and the eval): next-token probabilities when the backend has them, else a greedy
+reply that is parsed. A judge that fails (an unreachable endpoint) is a JudgeError of one line."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
-from dynalign.errors import DynalignError, UnsupportedError
-from dynalign.interfaces import ChatModel, Conversation, GenerationParams
-from dynalign.judging import (
+from dynalign.errors import DynalignError, JudgeError, UnsupportedError
+from dynalign.judging.prompts import pairwise_messages, pointwise_messages, refusal_messages
+from dynalign.judging.verdicts import (
+    REFUSAL_PREFIX,
     SCORE_PREFIX,
+    WINNER_PREFIX,
+    Verdict,
     expected_score,
-    pairwise_messages,
     parse_preference,
     parse_refusal,
     parse_score,
-    pointwise_messages,
-    refusal_messages,
     score_choices,
 )
+from dynalign.messages import Conversation
+from dynalign.models import ChatModel, GenerationParams
 from dynalign.values import ValueSpec
-from dynalign_eval.options import EvalError
-
-WINNER_PREFIX = "Winner: "
-REFUSAL_PREFIX = "Refusal: "
-
-
-@dataclass
-class Verdict:
-    """One pairwise judgement: "A", "B", "tie" or None (unparsable), with P(A) when known."""
-
-    winner: str | None
-    prob_a: float | None = None
 
 
 def resolve_mode(judge: ChatModel, mode: str) -> str:
@@ -40,7 +29,7 @@ def resolve_mode(judge: ChatModel, mode: str) -> str:
     if mode == "auto":
         return "probs" if judge.supports_token_probs else "generate"
     if mode == "probs" and not judge.supports_token_probs:
-        raise EvalError(f"judge backend {judge.name!r} cannot return token probabilities; set judge_mode = 'generate'")
+        raise JudgeError(f"judge backend {judge.name!r} cannot return token probabilities; set judge_mode = 'generate'")
     return mode
 
 
@@ -51,7 +40,7 @@ def _call(judge: ChatModel, what: str, function, *args):
         raise
     except Exception as exc:  # a remote judge's connection or API error: one line, not a traceback
         first = (str(exc).strip().splitlines() or [""])[0][:200]
-        raise EvalError(f"judge {judge.describe()} failed while {what}: {type(exc).__name__}: {first}") from exc
+        raise JudgeError(f"judge {judge.describe()} failed while {what}: {type(exc).__name__}: {first}") from exc
 
 
 def pairwise(
@@ -130,21 +119,3 @@ def refusals(
     params = GenerationParams(max_new_tokens=max_new_tokens, temperature=0.0)
     replies = _call(judge, "judging refusals", judge.chat, conversations, params)
     return [parse_refusal(reply[0]) for reply in replies]
-
-
-def order_score(verdict: Verdict, first_is_a: bool) -> float | None:
-    """1 if the verdict prefers the first answer of interest, 0 if the other, 0.5 for a tie."""
-    if verdict.winner is None:
-        return None
-    if verdict.winner == "tie":
-        return 0.5
-    return 1.0 if (verdict.winner == "A") == first_is_a else 0.0
-
-
-def both_orders(forward: Verdict, backward: Verdict) -> float:
-    """Preference for the answer shown as A in `forward` (and as B in `backward`): 1 if both
-    orders prefer it, 0 if both prefer the other, else 0.5 (disagreement, tie or unparsable)."""
-    first, second = order_score(forward, True), order_score(backward, False)
-    if first == second and first in (0.0, 1.0):
-        return first
-    return 0.5
