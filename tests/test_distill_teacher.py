@@ -113,3 +113,13 @@ def test_the_topk_kl_is_zero_only_when_the_student_is_the_teacher():
     assert torch.allclose(same, torch.zeros_like(same), atol=1e-5)
     other = topk_kl_per_token(logits.flip(-1), top.indices, top.values)
     assert torch.all(other > 1e-3)
+
+
+def test_a_policy_handle_without_top_k_says_so_in_one_line():
+    from dynalign.api import PolicyHandle, UnsupportedError
+
+    class ScoresOnly(PolicyHandle):
+        """A backend's handle that implements no top-k pass."""
+
+    with pytest.raises(UnsupportedError, match="cannot give top-k log-probabilities"):
+        ScoresOnly().completion_topk([[{"role": "user", "content": "Hi"}]], ["Hello"], 2)

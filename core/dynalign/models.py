@@ -122,6 +122,19 @@ class PolicyHandle:
         """Like `ChatModel.completion_logprobs`; a completion may also be given as token ids."""
         raise NotImplementedError
 
+    def completion_topk(
+        self,
+        conversations: Sequence[Conversation],
+        completions: Sequence[str | Sequence[int]],
+        k: int,
+        *,
+        reference: bool = False,
+    ) -> list[tuple[list[list[int]], list[list[float]]]]:
+        """Per completion, at each of its positions: the k most likely next tokens and their
+        log-probabilities (what a distribution-level distillation term asks of a teacher).
+        Default: this backend cannot give them."""
+        raise UnsupportedError("this policy backend cannot give top-k log-probabilities (use 'hf')")
+
     def fingerprint(self) -> str | None:
         """The identity of the initial (reference) weights, as `ChatModel.fingerprint`; None:
         not known, so measurements of this policy are never cached."""

@@ -17,13 +17,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
+
 TAIL_FLOOR = 1e-6  # keeps log(1 - captured mass) finite when the top-k hold nearly all of it
 
 
 def _tail_log(logps: Any) -> Any:
     """log(1 - sum(exp(logps))) over the last dimension, floored."""
-    import torch
-
     captured = torch.exp(logps).sum(dim=-1).clamp(max=1.0 - TAIL_FLOOR)
     return torch.log1p(-captured)
 
@@ -32,8 +32,6 @@ def topk_kl_per_token(student_logits: Any, teacher_ids: Any, teacher_logps: Any)
     """(B, T) forward KL from the teacher's top-k distribution (plus its tail bucket) to the
     student's. `student_logits` (B, T, V) predict each completion token; `teacher_ids` and
     `teacher_logps` (B, T, k) are the teacher's top-k tokens and their log-probabilities."""
-    import torch
-
     student = torch.log_softmax(student_logits.float(), dim=-1).gather(-1, teacher_ids)
     teacher = teacher_logps.float()
     kl = (torch.exp(teacher) * (teacher - student)).sum(dim=-1)

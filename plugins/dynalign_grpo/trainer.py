@@ -228,12 +228,13 @@ class ValueContextGRPOTrainer(GRPOTrainer):
     def _add_teacher_topk(self, batch: dict[str, Any]) -> None:
         """The initial policy's top-k next tokens and log-probabilities in the teacher context at
         every completion position, (B, T, k), for the loss's distribution-level term."""
-        topk = getattr(self.policy_handle, "completion_topk", None)
-        if topk is None:
-            raise DynalignError("distillation_topk needs a policy backend that gives top-k log-probabilities ('hf')")
+        if self.policy_handle is None:
+            raise DynalignError("distillation_topk needs a policy handle (the 'hf' backend gives one)")
         mask = batch["completion_mask"].bool()
         tokens = [row[keep].tolist() for row, keep in zip(batch["completion_ids"], mask)]
-        rows = topk(self._conversations["teacher"], tokens, self.options.distillation_topk, reference=True)
+        rows = self.policy_handle.completion_topk(
+            self._conversations["teacher"], tokens, self.options.distillation_topk, reference=True
+        )
         k = self.options.distillation_topk
         ids = torch.zeros((*mask.shape, k), dtype=torch.long, device=mask.device)
         logps = torch.full((*mask.shape, k), -1e4, dtype=torch.float32, device=mask.device)
