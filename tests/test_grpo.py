@@ -196,39 +196,66 @@ def test_the_two_context_options_need_the_prompt_out_of_the_loss(option):
     assert getattr(GRPOOptions(**option), name) == option[name]  # with the default (excluded) it holds
 
 
-def _dynalign(*args: str, cwd: Path) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+def _dynalign(*args: str, cwd: Path, env: dict[str, str] | None = None, log: Path | None = None) -> subprocess.Popen:
+    """`dynalign ARGS` in a session of its own, so that a kill reaches whatever it spawned (vLLM
+    does); its output piped, or into `log` when it is left running (a full pipe would block it)."""
     return subprocess.Popen(
         [sys.executable, "-m", "dynalign.cli", *args],
         cwd=cwd,
-        env=env,
-        stdout=subprocess.PIPE,
+        env={**(env or os.environ), "PYTHONUNBUFFERED": "1"},
+        stdout=log.open("wb") if log else subprocess.PIPE,
         stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
+
+
+def kill_group(process: subprocess.Popen) -> None:
+    """SIGKILL `process` and everything it spawned (vLLM does; its own session's group, and any
+    child that left it); check that nothing of it is left running."""
+    import psutil
+
+    spawned = psutil.Process(process.pid).children(recursive=True)
+    os.killpg(process.pid, signal.SIGKILL)
+    for child in spawned:
+        if child.is_running():
+            child.kill()
+    process.wait()
+    _, alive = psutil.wait_procs(spawned, timeout=30)
+    assert not [p for p in alive if p.is_running() and p.status() != psutil.STATUS_ZOMBIE], alive
+
+
+def kill_after_rows(process: subprocess.Popen, metrics: Path, rows: int, log: Path, timeout: float = 300) -> int:
+    """Kill the run (`kill_group`) once `metrics` has `rows` lines (a checkpoint was written by
+    then); return the rows it had logged."""
+    deadline = time.time() + timeout
+    while time.time() < deadline and process.poll() is None:
+        if metrics.exists() and len(metrics.read_text().splitlines()) >= rows:
+            break
+        time.sleep(0.1)
+    assert process.poll() is None, log.read_text(errors="replace")[-3000:]
+    kill_group(process)
+    return len(metrics.read_text().splitlines())
+
+
+def resume_finishes(config: Path, run: Path, steps: int, env: dict[str, str] | None = None, timeout=300) -> str:
+    """Resume the killed run to the end; check each step was logged once and the run directory
+    counts all of them. Returns the resumed run's output."""
+    resumed = _dynalign("run", str(config), "--out", str(run), "--resume", cwd=run.parent, env=env)
+    output = resumed.communicate(timeout=timeout)[0].decode(errors="replace")
+    assert resumed.returncode == 0, output[-3000:]
+    logged = [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert logged == list(range(1, steps + 1))
+    assert json.loads((run / "state.json").read_text())["rounds"]["0"]["steps"] == steps
+    return output
 
 
 def test_kill_and_resume_gives_each_step_once(tmp_path, tiny_model_dir):
     config = write_config(tmp_path / "tiny.toml", TINY_RUN.format(model=tiny_model_dir, steps=6))
-    metrics = tmp_path / "run" / "metrics.jsonl"
-    process = _dynalign("run", str(config), "--out", str(tmp_path / "run"), cwd=tmp_path)
-    deadline = time.time() + 300
-    while time.time() < deadline and process.poll() is None:
-        if metrics.exists() and len(metrics.read_text().splitlines()) >= 3:
-            break
-        time.sleep(0.1)
-    assert process.poll() is None, process.stdout.read().decode()[-2000:]
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    killed_at = len(metrics.read_text().splitlines())
-    assert killed_at < 6
-
-    resumed = _dynalign("run", str(config), "--out", str(tmp_path / "run"), "--resume", cwd=tmp_path)
-    output = resumed.communicate(timeout=300)[0].decode()
-    assert resumed.returncode == 0, output[-2000:]
+    run, log = tmp_path / "run", tmp_path / "killed.log"
+    process = _dynalign("run", str(config), "--out", str(run), cwd=tmp_path, log=log)
+    assert kill_after_rows(process, run / "metrics.jsonl", 3, log) < 6
+    output = resume_finishes(config, run, 6)
     assert "Warning" not in output, output[-2000:]  # progress bars and one-line summaries only
-    steps = [json.loads(line)["step"] for line in metrics.read_text().splitlines()]
-    assert steps == [1, 2, 3, 4, 5, 6]
-    assert json.loads((tmp_path / "run" / "state.json").read_text())["rounds"]["0"]["steps"] == 6
 
 
 def test_trl_logs_become_the_metrics_schema():
