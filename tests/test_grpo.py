@@ -289,6 +289,22 @@ def test_trl_logs_become_the_metrics_schema():
     }
 
 
+def test_a_step_without_a_scorable_completion_is_logged_not_fatal():
+    """Every completion unscorable (a small policy's written verdicts): TRL logs no reward mean."""
+    from types import SimpleNamespace
+
+    from dynalign_grpo.metrics import MetricsCallback
+
+    rows = []
+    callback = MetricsCallback(rows.append)
+    state = SimpleNamespace(is_world_process_zero=True, max_steps=2, global_step=0)
+    callback.on_train_begin(None, state, None)
+    state.global_step = 1
+    callback.on_log(None, state, None, logs={"loss": 0.0, "reward": None, "rewards/self-reward/mean": None})
+    callback.on_train_end(None, state, None)
+    assert rows[0]["step"] == 1 and rows[0]["reward_mean"] is None
+
+
 def test_rewarder_metrics_reach_the_schema_under_one_prefix(server, ca_value, dynalign_registry, tmp_path):
     """The keys a real rewarder (the judge) reports, through the optimizer's logger: one
     `judge/` prefix, and `unscorable_rate` fed from it."""
