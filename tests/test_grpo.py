@@ -224,12 +224,14 @@ def kill_group(process: subprocess.Popen) -> None:
     assert not [p for p in alive if p.is_running() and p.status() != psutil.STATUS_ZOMBIE], alive
 
 
-def kill_after_rows(process: subprocess.Popen, metrics: Path, rows: int, log: Path, timeout: float = 300) -> int:
-    """Kill the run (`kill_group`) once `metrics` has `rows` lines (a checkpoint was written by
-    then); return the rows it had logged."""
+def kill_after_rows(
+    process: subprocess.Popen, metrics: Path, rows: int, log: Path, timeout: float = 300, written: Path | None = None
+) -> int:
+    """Kill the run (`kill_group`) once `metrics` has `rows` lines and the file `written` (a
+    checkpoint's) exists; return the rows it had logged."""
     deadline = time.time() + timeout
     while time.time() < deadline and process.poll() is None:
-        if metrics.exists() and len(metrics.read_text().splitlines()) >= rows:
+        if metrics.exists() and len(metrics.read_text().splitlines()) >= rows and (written is None or written.exists()):
             break
         time.sleep(0.1)
     assert process.poll() is None, log.read_text(errors="replace")[-3000:]
