@@ -120,6 +120,17 @@ def test_next_token_probs_from_top_logprobs(server):
     assert "exactly one of 2, 3, 4" in body["messages"][-1]["content"]
 
 
+def test_prefill_asks_the_server_to_continue_the_assistant_prefix(server):
+    server.top_logprobs = {"3": 0.9}
+    assert openai_model(server, prefill=True).next_token_probs([ASK], ["3"], "Score: ") == [{"3": 0.9}]
+    body = server.requests[-1]["body"]
+    assert body["messages"] == [*ASK, {"role": "assistant", "content": "Score: "}]
+    # vLLM renders the prefix open only when asked (else it closes the turn and opens another)
+    assert body["continue_final_message"] is True and body["add_generation_prompt"] is False
+    openai_model(server, prefill=True).next_token_probs([ASK], ["3"])  # no prefix: nothing to continue
+    assert "continue_final_message" not in server.requests[-1]["body"]
+
+
 def test_concurrency_is_bounded_and_used(server):
     # The server holds each request until 8 are in flight: only a client sending 8 at once
     # gets answers (a sequential one breaks the gate and gets errors). No clock is read.

@@ -103,6 +103,7 @@ def test_config_check_accepts_the_example_configs(run_cli, monkeypatch):
 
     monkeypatch.setenv("OPENAI_API_KEY", "set")
     monkeypatch.setenv("ANTHROPIC_API_KEY", "set")
+    monkeypatch.setenv("VLLM_API_KEY", "set")  # judge-vllm.toml: a local vLLM server's key
     root = Path(__file__).resolve().parents[1] / "examples" / "configs"
     for path in sorted(root.glob("*.toml")):
         if path.name == "rules.toml":

@@ -196,39 +196,68 @@ def test_the_two_context_options_need_the_prompt_out_of_the_loss(option):
     assert getattr(GRPOOptions(**option), name) == option[name]  # with the default (excluded) it holds
 
 
-def _dynalign(*args: str, cwd: Path) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+def _dynalign(*args: str, cwd: Path, env: dict[str, str] | None = None, log: Path | None = None) -> subprocess.Popen:
+    """`dynalign ARGS` in a session of its own, so that a kill reaches whatever it spawned (vLLM
+    does); its output piped, or into `log` when it is left running (a full pipe would block it)."""
     return subprocess.Popen(
         [sys.executable, "-m", "dynalign.cli", *args],
         cwd=cwd,
-        env=env,
-        stdout=subprocess.PIPE,
+        env={**(env or os.environ), "PYTHONUNBUFFERED": "1"},
+        stdout=log.open("wb") if log else subprocess.PIPE,
         stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
+
+
+def kill_group(process: subprocess.Popen) -> None:
+    """SIGKILL `process` and everything it spawned (vLLM does; its own session's group, and any
+    child that left it); check that nothing of it is left running."""
+    import psutil
+
+    spawned = psutil.Process(process.pid).children(recursive=True)
+    os.killpg(process.pid, signal.SIGKILL)
+    for child in spawned:
+        if child.is_running():
+            child.kill()
+    process.wait()
+    _, alive = psutil.wait_procs(spawned, timeout=30)
+    assert not [p for p in alive if p.is_running() and p.status() != psutil.STATUS_ZOMBIE], alive
+
+
+def kill_after_rows(
+    process: subprocess.Popen, metrics: Path, rows: int, log: Path, timeout: float = 300, written: Path | None = None
+) -> int:
+    """Kill the run (`kill_group`) once `metrics` has `rows` lines and the file `written` (a
+    checkpoint's) exists; return the rows it had logged."""
+    deadline = time.time() + timeout
+    while time.time() < deadline and process.poll() is None:
+        if metrics.exists() and len(metrics.read_text().splitlines()) >= rows and (written is None or written.exists()):
+            break
+        time.sleep(0.1)
+    assert process.poll() is None, log.read_text(errors="replace")[-3000:]
+    kill_group(process)
+    return len(metrics.read_text().splitlines())
+
+
+def resume_finishes(config: Path, run: Path, steps: int, env: dict[str, str] | None = None, timeout=300) -> str:
+    """Resume the killed run to the end; check each step was logged once and the run directory
+    counts all of them. Returns the resumed run's output."""
+    resumed = _dynalign("run", str(config), "--out", str(run), "--resume", cwd=run.parent, env=env)
+    output = resumed.communicate(timeout=timeout)[0].decode(errors="replace")
+    assert resumed.returncode == 0, output[-3000:]
+    logged = [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert logged == list(range(1, steps + 1))
+    assert json.loads((run / "state.json").read_text())["rounds"]["0"]["steps"] == steps
+    return output
 
 
 def test_kill_and_resume_gives_each_step_once(tmp_path, tiny_model_dir):
     config = write_config(tmp_path / "tiny.toml", TINY_RUN.format(model=tiny_model_dir, steps=6))
-    metrics = tmp_path / "run" / "metrics.jsonl"
-    process = _dynalign("run", str(config), "--out", str(tmp_path / "run"), cwd=tmp_path)
-    deadline = time.time() + 300
-    while time.time() < deadline and process.poll() is None:
-        if metrics.exists() and len(metrics.read_text().splitlines()) >= 3:
-            break
-        time.sleep(0.1)
-    assert process.poll() is None, process.stdout.read().decode()[-2000:]
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    killed_at = len(metrics.read_text().splitlines())
-    assert killed_at < 6
-
-    resumed = _dynalign("run", str(config), "--out", str(tmp_path / "run"), "--resume", cwd=tmp_path)
-    output = resumed.communicate(timeout=300)[0].decode()
-    assert resumed.returncode == 0, output[-2000:]
+    run, log = tmp_path / "run", tmp_path / "killed.log"
+    process = _dynalign("run", str(config), "--out", str(run), cwd=tmp_path, log=log)
+    assert kill_after_rows(process, run / "metrics.jsonl", 3, log) < 6
+    output = resume_finishes(config, run, 6)
     assert "Warning" not in output, output[-2000:]  # progress bars and one-line summaries only
-    steps = [json.loads(line)["step"] for line in metrics.read_text().splitlines()]
-    assert steps == [1, 2, 3, 4, 5, 6]
-    assert json.loads((tmp_path / "run" / "state.json").read_text())["rounds"]["0"]["steps"] == 6
 
 
 def test_trl_logs_become_the_metrics_schema():
@@ -260,6 +289,22 @@ def test_trl_logs_become_the_metrics_schema():
         "self-reward/length_corr": 0.3,
         "length_reward_corr": 0.3,
     }
+
+
+def test_a_step_without_a_scorable_completion_is_logged_not_fatal():
+    """Every completion unscorable (a small policy's written verdicts): TRL logs no reward mean."""
+    from types import SimpleNamespace
+
+    from dynalign_grpo.metrics import MetricsCallback
+
+    rows = []
+    callback = MetricsCallback(rows.append)
+    state = SimpleNamespace(is_world_process_zero=True, max_steps=2, global_step=0)
+    callback.on_train_begin(None, state, None)
+    state.global_step = 1
+    callback.on_log(None, state, None, logs={"loss": 0.0, "reward": None, "rewards/self-reward/mean": None})
+    callback.on_train_end(None, state, None)
+    assert rows[0]["step"] == 1 and rows[0]["reward_mean"] is None
 
 
 def test_rewarder_metrics_reach_the_schema_under_one_prefix(server, ca_value, dynalign_registry, tmp_path):

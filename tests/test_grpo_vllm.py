@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from conftest import write_config
-from test_grpo import _hand_logps, _trainer
+from test_grpo import _dynalign, _hand_logps, _trainer, kill_after_rows, resume_finishes
 
 SHIFT = 0.05  # the engines' own mismatch: the stand-in sampler finds every token this much likelier (nats)
 
@@ -107,11 +107,27 @@ generator = "file"
 options = { n = 12, held_out = 4 }
 [[rewarders]]
 name = "self-reward"
-options = { mode = "probability" }
+options = { mode = "{mode}" }
 [optimizer]
 name = "grpo"
-options = { finetune = "{finetune}", num_generations = 4, max_steps = 2, max_completion_length = 16, save_steps = 2, trl = { use_vllm = true, vllm_mode = "colocate", vllm_max_model_length = 2048 } }
+options = { finetune = "{finetune}", num_generations = 4, max_steps = {steps}, max_completion_length = 16, save_steps = {save}, {extra}trl = { use_vllm = true, vllm_mode = "colocate", vllm_max_model_length = 2048 } }
 """
+
+
+def _vllm_config(path: Path, finetune: str, mode: str, steps: int = 2, save: int = 2, extra: str = "") -> Path:
+    """The SmolLM2 vLLM run: `finetune`, self-reward `mode`, further optimizer options `extra`."""
+    fields = {"finetune": finetune, "mode": mode, "steps": str(steps), "save": str(save), "extra": extra}
+    text = SMOLLM2_VLLM_RUN
+    for key, value in fields.items():
+        text = text.replace("{" + key + "}", value)
+    return write_config(path, text)
+
+
+def _subprocess_env() -> dict[str, str]:
+    """A run in its own process: one vLLM engine per process (an in-process test's may still be
+    alive in this one), without the rendezvous variables such an engine leaves behind."""
+    rendezvous = {"MASTER_ADDR", "MASTER_PORT", "RANK", "LOCAL_RANK", "WORLD_SIZE"}
+    return {**{k: v for k, v in os.environ.items() if k not in rendezvous}, "VLLM_CPU_KVCACHE_SPACE": "1"}
 
 
 @pytest.mark.vllm
@@ -138,7 +154,7 @@ def test_smollm2_trains_a_lora_adapter_with_vllm_colocate_generation(tmp_path, r
         return batch
 
     monkeypatch.setattr(ValueContextGRPOTrainer, "_generate_and_score_completions", spy)
-    config = write_config(tmp_path / "smol-vllm.toml", SMOLLM2_VLLM_RUN.replace("{finetune}", "lora"))
+    config = _vllm_config(tmp_path / "smol-vllm.toml", "lora", "probability")
     result = run_cli("run", config, "--out", tmp_path / "run")
     assert result.exit_code == 0, result.stderr
 
@@ -170,19 +186,41 @@ def _trained_model_loads(round_dir: Path, base_dir: str) -> None:
 
 
 @pytest.mark.vllm
-def test_smollm2_full_finetuning_with_vllm_colocate_generation(tmp_path):
-    """Its own process: one vLLM engine per process (the LoRA test's is still alive in this one)."""
+def test_smollm2_full_finetuning_with_vllm_contrast_dense_credit_and_kl(tmp_path):
+    """Self-reward `contrast` with dense credit and KL logging, all weights trained, from
+    vLLM's samples."""
     from dynalign_hf.backend import resolve_model_path
 
-    config = write_config(tmp_path / "smol-full.toml", SMOLLM2_VLLM_RUN.replace("{finetune}", "full"))
-    rendezvous = {"MASTER_ADDR", "MASTER_PORT", "RANK", "LOCAL_RANK", "WORLD_SIZE"}  # left by an engine in this process
-    env = {**{k: v for k, v in os.environ.items() if k not in rendezvous}, "VLLM_CPU_KVCACHE_SPACE": "1"}
+    extra = "context_distillation = 1.0, log_kl = true, "
+    config = _vllm_config(tmp_path / "smol-full.toml", "full", "contrast", extra=extra)
     command = [sys.executable, "-m", "dynalign.cli", "run", str(config), "--out", str(tmp_path / "run")]
-    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=900)
+    done = subprocess.run(command, capture_output=True, text=True, env=_subprocess_env(), timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
     rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [1, 2]
-    assert all(0.0 < r["self-reward/mean"] < 5.0 and 0.0 < r["context/sampler_ratio"] <= 3.0 for r in rows)
+    for row in rows:  # the contrast's reward, the dense credit's gap and the KL
+        assert math.isfinite(row["self-reward/mean"]) and math.isfinite(row["loss"])
+        assert math.isfinite(row["context/distill_gap"]) and row["kl"] >= 0.0
+        assert 0.0 < row["context/sampler_ratio"] <= 3.0
     round_dir = tmp_path / "run" / "rounds" / "0"
     assert not (round_dir / "adapter").exists()
     _trained_model_loads(round_dir, resolve_model_path("embedded:smollm2-135m-instruct"))
+
+
+@pytest.mark.vllm
+def test_kill_and_resume_with_vllm_and_verdicts(tmp_path):
+    """Self-reward `verdict` (the live policy writes judgments of vLLM's samples) under vLLM
+    generation; SIGKILL after a checkpoint (to the whole process group: nothing vLLM spawned
+    may survive), then `--resume` logs each step once, as with HF generation (tests/test_grpo.py)."""
+    config = _vllm_config(tmp_path / "smol-resume.toml", "lora", "verdict", steps=2, save=1)
+    run, log, env = tmp_path / "run", tmp_path / "killed.log", _subprocess_env()
+    process = _dynalign("run", str(config), "--out", str(run), cwd=tmp_path, env=env, log=log)
+    checkpoint = run / "rounds" / "0" / "checkpoints" / "checkpoint-1" / "trainer_state.json"  # complete
+    assert kill_after_rows(process, run / "metrics.jsonl", 1, log, timeout=600, written=checkpoint) == 1
+    resume_finishes(config, run, 2, env=env, timeout=600)
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    for row in rows:  # verdicts written and parsed; SmolLM2's are mostly unscorable (BENCHMARKS.md), and counted
+        assert 0.0 <= row["self-reward/unscorable_rate"] <= 1.0 and math.isfinite(row["loss"])
+        assert row["self-reward/unscorable_rate"] == 1.0 or 0.0 <= row["self-reward/mean"] <= 5.0
+        assert 0.0 < row["context/sampler_ratio"] <= 3.0
+    assert (run / "rounds" / "0" / "adapter").exists()

@@ -22,8 +22,8 @@ class OpenAIOptions(APIOptions):
     top_logprobs: int = Field(20, ge=1, le=20, description="Alternatives asked for when reading token probabilities.")
     prefill: bool = Field(
         False,
-        description="Send `assistant_prefix` as a partial assistant turn (servers that continue it, e.g. vLLM); "
-        "otherwise the prefix is asked for in the user turn.",
+        description="Send `assistant_prefix` as a partial assistant turn that the server continues (vLLM: "
+        "continue_final_message; llama.cpp); otherwise the prefix is asked for in the user turn.",
     )
 
 
@@ -101,6 +101,11 @@ class OpenAIChatModel(APIChatModel):
         top alternatives get 0. A failed request gives all zeros.
         """
         requests = [self._probe(c, choices, assistant_prefix) for c in conversations]
+        prefilled = self.options.prefill and bool(assistant_prefix)
+        # vLLM by default closes a final assistant message and opens a new turn after it; these
+        # ask it to render the prefix open, as the `hf` backend does (servers that continue it
+        # anyway ignore them).
+        extra = {"extra_body": {"continue_final_message": True, "add_generation_prompt": False}} if prefilled else {}
 
         async def probe(client: Any, messages: list[dict[str, str]]) -> dict[str, float]:
             reply = await self._create(
@@ -110,6 +115,7 @@ class OpenAIChatModel(APIChatModel):
                 temperature=0.0,
                 logprobs=True,
                 top_logprobs=self.options.top_logprobs,
+                **extra,
             )
             probs = dict.fromkeys(choices, 0.0)
             content = reply.choices[0].logprobs.content if reply.choices and reply.choices[0].logprobs else None

@@ -115,4 +115,9 @@ class MetricsCallback(TrainerCallback):
         self.sink(row)
         if self._bar is not None:
             self._bar.update(state.global_step - self._bar.n)
-            self._bar.set_postfix(reward=f"{row.get('reward_mean', float('nan')):.3f}", loss=f"{row['loss']:.4f}")
+            self._bar.set_postfix(reward=_shown(row.get("reward_mean"), 3), loss=_shown(row.get("loss"), 4))
+
+
+def _shown(number: float | None, digits: int) -> str:
+    """A metric for the progress bar; `-` when the step had none (every completion unscorable)."""
+    return "-" if number is None else f"{number:.{digits}f}"
