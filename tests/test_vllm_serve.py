@@ -106,3 +106,26 @@ def _hf_prob_a_counting_spaces(rows: list[dict], order: str) -> list[float]:
         asked, ["A", "B", " A", " B"], WINNER_PREFIX
     )
     return [(d["A"] + d[" A"]) / sum(d.values()) for d in dists]
+
+
+@pytest.mark.vllm
+def test_eval_win_rate_with_the_vllm_server_as_judge(served, tmp_path, monkeypatch, run_cli):
+    """`dynalign eval RUN --judge SERVED` on a finished run whose aligned model is the base's own
+    folder: the same greedy answers, so whatever the served judge's position bias, its two orders
+    must tie every pair; the win rate is judged by the server (its backend recorded, no errors)."""
+    from dynalign_eval.testing import make_run_dir
+    from dynalign_hf.backend import resolve_model_path
+
+    monkeypatch.setenv("VLLM_API_KEY", "local-test-key")
+    folder = resolve_model_path("embedded:smollm2-135m-instruct")
+    quick = {"max_new_tokens": 16, "bootstrap": 200, "judge_check": False, "efficacy": False}
+    quick |= {"ifeval": False, "ifbench": False, "safety": False}
+    run = make_run_dir(tmp_path / "run", folder, folder, held_out=3, stages=[{"name": "eval", "options": quick}])
+    result = run_cli("eval", run.root, "--judge", json.dumps(served), "--judge-mode", "probs")
+    assert result.exit_code == 0, result.stderr
+    data = json.loads(run.path("eval/results.json").read_text())
+    assert data["status"] == "complete" and data["errors"] == {}, data["errors"]
+    assert data["self_judged"] is False and data["models"]["judge"]["backend"] == "openai", data["models"]["judge"]
+    win = data["win_rate"]
+    assert win["n"] == 3 and win["ties"] == 3 and win["win_rate"] == 0.5, win
+    assert "win rate 50.0%" in result.stdout
