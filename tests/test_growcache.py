@@ -90,13 +90,19 @@ def test_smollm2_samples_the_demo_batch_exactly_as_plain_generate():
 
     from dynalign_hf.backend import load_model, resolve_model_path
     from dynalign_hf.prefix import generate_shared
+    from dynalign_hf.textgen import _left_padded, render
     from dynalign_value_ca import collective_agency
 
     model, tokenizer = load_model(resolve_model_path("embedded:smollm2-135m-instruct"))
     model = get_peft_model(model, LoraConfig(r=16, lora_alpha=32, target_modules="all-linear", task_type="CAUSAL_LM"))
     value = collective_agency()
-    prompts = [p.prompt for p in value.prompts[:2]]
-    ids, mask = _batch(tokenizer, model, prompts, 4, system=value.system_prompt.strip())
+    system = value.system_prompt.strip()
+    texts = [
+        render(tokenizer, [{"role": "system", "content": system}, {"role": "user", "content": p.prompt}])
+        for p in value.prompts[:2]
+    ]
+    batch = _left_padded(tokenizer, texts, model.device)
+    ids, mask = batch["input_ids"].repeat_interleave(4, 0), batch["attention_mask"].repeat_interleave(4, 0)
     settings = {"max_new_tokens": 48, "do_sample": True, "temperature": 1.0, "top_k": None}
     with torch.no_grad():
         torch.manual_seed(3)
