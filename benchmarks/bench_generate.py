@@ -5,9 +5,7 @@ temperature 1, on SmolLM2-135M-Instruct wrapped in the demo's LoRA adapter (as t
 samples). Variants, each timed `--repeats` times after one warm-up:
 
 - `plain`: `generate` on the 8 left-padded rows (every row prefills its prompt);
-- `shared-prefill`: each distinct prompt prefilled once (`dynalign_hf.prefix.generate_shared`),
-  decoding into the in-place growing cache (`dynalign_hf.growcache`);
-- `concat-cache`: the same with transformers' own cache, which copies itself at every step;
+- `shared-prefill`: each distinct prompt prefilled once (`dynalign_hf.prefix.generate_shared`);
 - `static-cache`: `cache_implementation="static"` (fixed-shape cache);
 - `compiled`: static cache plus `torch.compile` of the forward pass;
 - `one-thread`: shared prefill with `torch.set_num_threads(1)` (decoding is memory-bound).
@@ -28,13 +26,12 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--tokens", type=int, default=64)
-    parser.add_argument("--variants", default="plain,shared-prefill,concat-cache,static-cache,one-thread,compiled")
+    parser.add_argument("--variants", default="plain,shared-prefill,static-cache,one-thread,compiled")
     args = parser.parse_args()
 
     import torch
     from peft import LoraConfig, get_peft_model
 
-    import dynalign_hf.growcache as growcache
     from dynalign.plugins import load_registry
     from dynalign_hf.backend import HFChatModel
     from dynalign_hf.prefix import generate_shared
@@ -65,13 +62,6 @@ def main() -> None:
                 model.generate(input_ids=ids, attention_mask=mask, **settings)
             elif variant in ("shared-prefill", "one-thread"):
                 generate_shared(model, ids, mask, **settings)
-            elif variant == "concat-cache":
-                grow = growcache.grow_in_place
-                growcache.grow_in_place = lambda cache, reserve: cache
-                try:
-                    generate_shared(model, ids, mask, **settings)
-                finally:
-                    growcache.grow_in_place = grow
             elif variant == "static-cache":
                 model.generate(input_ids=ids, attention_mask=mask, cache_implementation="static", **settings)
             else:

@@ -80,33 +80,3 @@ def test_grow_in_place_leaves_other_layer_kinds_alone():
     grow_in_place(cache, 8)
     assert isinstance(cache.layers[0], GrowingLayer)
     assert type(cache.layers[1]) is DynamicSlidingWindowLayer
-
-
-@pytest.mark.model
-def test_smollm2_samples_the_demo_batch_exactly_as_plain_generate():
-    """SmolLM2 with a LoRA adapter (as the trainer samples), CA's system prompt, 2 prompts x 4
-    samples at temperature 1: the same 48 tokens per row as plain `generate` for the same seed."""
-    from peft import LoraConfig, get_peft_model
-
-    from dynalign_hf.backend import load_model, resolve_model_path
-    from dynalign_hf.prefix import generate_shared
-    from dynalign_hf.textgen import _left_padded, render
-    from dynalign_value_ca import collective_agency
-
-    model, tokenizer = load_model(resolve_model_path("embedded:smollm2-135m-instruct"))
-    model = get_peft_model(model, LoraConfig(r=16, lora_alpha=32, target_modules="all-linear", task_type="CAUSAL_LM"))
-    value = collective_agency()
-    system = value.system_prompt.strip()
-    texts = [
-        render(tokenizer, [{"role": "system", "content": system}, {"role": "user", "content": p.prompt}])
-        for p in value.prompts[:2]
-    ]
-    batch = _left_padded(tokenizer, texts, model.device)
-    ids, mask = batch["input_ids"].repeat_interleave(4, 0), batch["attention_mask"].repeat_interleave(4, 0)
-    settings = {"max_new_tokens": 48, "do_sample": True, "temperature": 1.0, "top_k": None}
-    with torch.no_grad():
-        torch.manual_seed(3)
-        plain = model.generate(input_ids=ids, attention_mask=mask, pad_token_id=tokenizer.pad_token_id, **settings)
-        torch.manual_seed(3)
-        grown = generate_shared(model, ids, mask, pad_token_id=tokenizer.pad_token_id, **settings)
-    assert torch.equal(grown, plain)
