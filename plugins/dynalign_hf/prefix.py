@@ -202,14 +202,12 @@ def generate_shared(
     model's own generate method (default `model.generate`)."""
     import torch
 
-    from dynalign_hf.growcache import grow_in_place
-
     generate = generate or model.generate
-    if input_ids.shape[1] < 2 or any(k in kwargs for k in ("cache", "past_key_values")):
-        return generate(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
     rows = [tuple(r) for r in torch.cat([input_ids, attention_mask], dim=1).tolist()]
     first: dict[tuple[int, ...], int] = {}
     inverse = [first.setdefault(r, len(first)) for r in rows]
+    if len(first) == len(rows) or input_ids.shape[1] < 2:
+        return generate(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
     pick = torch.tensor([rows.index(r) for r in first], device=input_ids.device)
     ids, mask = input_ids[pick, :-1], attention_mask[pick, :-1]
     positions = (mask.long().cumsum(-1) - 1).clamp(min=0)
@@ -217,8 +215,6 @@ def generate_shared(
         output = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, logits_to_keep=1)
     keyword = cache_keyword(output)
     cache = output[keyword]
-    if len(first) < len(rows):
-        cache.batch_select_indices(torch.tensor(inverse, device=input_ids.device))
-    # decoding writes each new token into room kept for it instead of copying the cache every step
-    kwargs[keyword] = grow_in_place(cache, int(kwargs.get("max_new_tokens") or 0) + 1)
+    cache.batch_select_indices(torch.tensor(inverse, device=input_ids.device))
+    kwargs[keyword] = cache
     return generate(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
