@@ -33,6 +33,7 @@ def test_dense_credit_comes_from_the_teacher_context(tiny_model_dir, tmp_path, c
     trainer, tokenizer = _trainer(tiny_model_dir, tmp_path, ca_value, _equal, context_distillation=1.0)
     trainer.teacher_system_prompt = TEACHER
     batch = _bound(trainer, tokenizer, handle)._generate_and_score_completions(HI)
+    trainer._compute_loss(trainer.model, batch)  # which adds the credit (dynalign_grpo.credit)
     mask = batch["completion_mask"]
     teacher_ids = tokenizer.apply_chat_template(
         [{"role": "system", "content": TEACHER}, {"role": "user", "content": "Hi"}],

@@ -142,6 +142,7 @@ def test_context_distillation_adds_the_per_token_value_context_gap(tiny_model_di
     trainer, _ = _trainer(tiny_model_dir, tmp_path, ca_value, equal, context_distillation=0.5)
     trainer.reference_policy = lambda: nullcontext(trainer.model)  # initial = current, before any step
     batch = trainer._generate_and_score_completions([{"prompt": [{"role": "user", "content": "Hi"}]}] * 2)
+    trainer._compute_loss(trainer.model, batch)  # the credit comes with the loss's own pass (dynalign_grpo.credit)
     advantages, mask = batch["advantages"], batch["completion_mask"]
     assert advantages.shape == batch["completion_ids"].shape
     for row in range(2):
@@ -174,7 +175,9 @@ def test_reference_passes_a_contrast_rewarder_made_are_not_made_again(tiny_model
     monkeypatch.setattr(textgen, "completion_logprobs", lambda *a, **k: passes.append(1) or real(*a, **k))
 
     batch = trainer._generate_and_score_completions([{"prompt": [{"role": "user", "content": "Hi"}]}] * 2)
-    assert len(passes) == 3  # the contrast's two and the live policy's; distillation and KL reused the reference ones
+    assert len(passes) == 2  # the contrast's two; distillation and KL reused them (the live side: the loss pass)
+    trainer._compute_loss(trainer.model, batch)
+    assert len(passes) == 2
     assert len(trainer._metrics["train"]["context/distill_gap"]) == len(trainer._metrics["train"]["kl"]) == 1
     for context in ("generation", "loss"):
         for reference in (True, False):

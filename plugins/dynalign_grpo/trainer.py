@@ -12,7 +12,8 @@ advantage: log pi_initial(y_t | system, x, y_<t) - log pi(y_t | x, y_<t), how mu
 value-prompted initial policy finds the token than the current policy does without the prompt.
 The sequence-level scores say which answer was better; this dense term says which tokens carry
 the value, and it fades as the weights learn what the prompt did (on-policy context
-distillation; TRL accepts (batch, tokens) advantages from subclasses). The teacher is the
+distillation; TRL accepts (batch, tokens) advantages from subclasses; where it may, the live
+policy's side comes from the loss's own forward pass, `dynalign_grpo.credit`). The teacher is the
 initial policy in the run's teacher context (`teacher_system_prompt`: the value's system prompt,
 or it plus exemplar answers), which may be longer than the prompt generation sees.
 
@@ -42,12 +43,13 @@ import torch
 from trl import GRPOTrainer
 
 from dynalign.api import DynalignError, with_system
+from dynalign_grpo.credit import INITIAL, TEACHER, LossPassCredit, credit_in_loss_pass
 from dynalign_grpo.options import GRPOOptions
 from dynalign_grpo.topk import topk_distillation_loss
 from dynalign_grpo.vllm_sync import sync_by_reload_on_cpu
 
 
-class ValueContextGRPOTrainer(GRPOTrainer):
+class ValueContextGRPOTrainer(LossPassCredit, GRPOTrainer):
     """Generates with the value's system prompt; computes the loss without it (if excluded)."""
 
     def __init__(
@@ -118,11 +120,12 @@ class ValueContextGRPOTrainer(GRPOTrainer):
         distill = self.options.context_distillation > 0 and self.reference_policy is not None
         log_kl = self.options.log_kl and self.beta == 0.0 and self.reference_policy is not None
         if distill or log_kl:
-            policy = self._logps("loss", batch, reference=False)  # shared by both
-            if distill:
-                self._add_distillation_credit(batch, policy)
-            if log_kl:
-                self._log_reference_kl(batch, policy)
+            teacher = self._logps("teacher", batch, reference=True) if distill else None
+            initial = self._logps("loss", batch, reference=True) if log_kl else None
+            if credit_in_loss_pass(self):  # the loss's forward pass gives the live policy's side
+                batch.update({k: v for k, v in ((TEACHER, teacher), (INITIAL, initial)) if v is not None})
+            else:
+                self._apply_credit(batch, self._logps("loss", batch, reference=False), teacher, initial)
         if self.options.distillation_topk > 0 and self.reference_policy is not None:
             self._add_teacher_topk(batch)
         self._metrics["train"]["time/value_context"].append(time.perf_counter() - started)
@@ -205,11 +208,21 @@ class ValueContextGRPOTrainer(GRPOTrainer):
         batch["advantages"] = batch["advantages"] * weights.to(batch["advantages"].dtype)
         self._metrics["train"]["context/importance_weight"].append(weights.mean().item())
 
-    def _add_distillation_credit(self, batch: dict[str, Any], policy: torch.Tensor) -> None:
+    def _apply_credit(
+        self, batch: dict[str, Any], policy: torch.Tensor, teacher: torch.Tensor | None, initial: torch.Tensor | None
+    ) -> None:
+        """The distillation credit (given the teacher's side) and the KL log (given the initial
+        policy's loss-context side), from the live policy's loss-context log-probabilities."""
+        if teacher is not None:
+            self._add_distillation_credit(batch, policy, teacher)
+        if initial is not None:
+            self._log_reference_kl(batch, policy, initial)
+
+    def _add_distillation_credit(self, batch: dict[str, Any], policy: torch.Tensor, teacher: torch.Tensor) -> None:
         """advantage[t] += weight * (log pi_initial(y_t | teacher, x) - log pi(y_t | x)); logs the
         mean per-token gap, which shrinks as the prompt's effect moves into the weights."""
         mask = batch["completion_mask"]
-        gap = (self._logps("teacher", batch, reference=True) - policy) * mask
+        gap = (teacher - policy) * mask
         advantages = batch["advantages"]
         if advantages.dim() == 1:
             advantages = advantages.unsqueeze(1)
@@ -217,10 +230,9 @@ class ValueContextGRPOTrainer(GRPOTrainer):
         mean_gap = gap.sum() / mask.sum().clamp(min=1)
         self._metrics["train"]["context/distill_gap"].append(self.accelerator.gather(mean_gap).mean().item())
 
-    def _log_reference_kl(self, batch: dict[str, Any], policy: torch.Tensor) -> None:
+    def _log_reference_kl(self, batch: dict[str, Any], policy: torch.Tensor, initial: torch.Tensor) -> None:
         """TRL's k3 estimate of KL(policy || initial policy) on the loss sequences, for logging only."""
         mask = batch["completion_mask"]
-        initial = self._logps("loss", batch, reference=True)
         per_token = torch.exp(initial - policy) - (initial - policy) - 1
         kl = (per_token * mask).sum() / mask.sum().clamp(min=1)
         self._metrics["train"]["kl"].append(self.accelerator.gather(kl).mean().item())
