@@ -200,7 +200,9 @@ def test_smollm2_full_finetuning_with_vllm_contrast_dense_credit_and_kl(tmp_path
     assert [r["step"] for r in rows] == [1, 2]
     for row in rows:  # the contrast's reward, the dense credit's gap and the KL
         assert math.isfinite(row["self-reward/mean"]) and math.isfinite(row["loss"])
-        assert math.isfinite(row["context/distill_gap"]) and row["kl"] >= 0.0
+        # k3's KL is >= 0 in exact arithmetic; at step 1 (policy = initial) the loss pass's kernels
+        # and the initial policy's no-grad pass differ by float rounding (measured: -1.9e-9)
+        assert math.isfinite(row["context/distill_gap"]) and row["kl"] >= -1e-6
         assert 0.0 < row["context/sampler_ratio"] <= 3.0
     round_dir = tmp_path / "run" / "rounds" / "0"
     assert not (round_dir / "adapter").exists()
