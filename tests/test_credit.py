@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 from contextlib import nullcontext
+from unittest.mock import patch
 
 import pytest
 import torch
@@ -66,3 +67,17 @@ def test_the_separate_pass_is_kept_where_the_loss_pass_cannot_stand_in(tiny_mode
     batch = _bound(trainer, tokenizer)._generate_and_score_completions(HI)
     assert TEACHER not in batch and INITIAL not in batch
     assert batch["advantages"].shape == batch["completion_ids"].shape  # the per-token credit is in
+
+
+def test_a_loss_without_the_pass_fails_loudly_instead_of_dropping_the_credit(tiny_model_dir, tmp_path, ca_value):
+    """If TRL's loss stopped calling `_get_per_token_logps_and_entropies`, the parked credit would
+    go unused: that is an error, not a silent change of the objective."""
+    from dynalign.api import DynalignError
+
+    trainer, tokenizer = _trainer(tiny_model_dir, tmp_path, ca_value, _by_length, context_distillation=1.0)
+    torch.manual_seed(0)
+    batch = _bound(trainer, tokenizer)._generate_and_score_completions(HI)
+    assert TEACHER in batch
+    with patch("trl.GRPOTrainer._compute_loss", lambda self, model, inputs: torch.tensor(0.0)):
+        with pytest.raises(DynalignError, match="dense credit was not applied"):
+            trainer._compute_loss(trainer.model, batch)

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from dynalign.api import DynalignError
+
 TEACHER = "credit_teacher_logps"
 INITIAL = "credit_initial_logps"
 
@@ -47,9 +49,15 @@ class LossPassCredit:
     def _compute_loss(self, model: Any, inputs: dict[str, Any]) -> Any:
         self._credit_inputs = inputs if TEACHER in inputs or INITIAL in inputs else None
         try:
-            return super()._compute_loss(model, inputs)  # type: ignore[misc]
+            loss = super()._compute_loss(model, inputs)  # type: ignore[misc]
         finally:
             self._credit_inputs = None
+        if TEACHER in inputs or INITIAL in inputs:  # a TRL whose loss no longer makes that pass: never drop it silently
+            raise DynalignError(
+                "the dense credit was not applied: TRL's loss made no per-token log-probability pass; "
+                "install the TRL version pyproject.toml pins (trl>=1.16,<1.17)"
+            )
+        return loss
 
     def _get_per_token_logps_and_entropies(self, *args: Any, **kwargs: Any) -> Any:
         result = super()._get_per_token_logps_and_entropies(*args, **kwargs)  # type: ignore[misc]
