@@ -2,10 +2,13 @@
 
 The batch is the demo's: 2 prompts (CA's system prompt + a task) x 4 samples, 64 new tokens,
 temperature 1, on SmolLM2-135M-Instruct wrapped in the demo's LoRA adapter (as the trainer
-samples). Variants, each timed `--repeats` times after one warm-up:
+samples). Variants, each warmed up once, then timed in turn, `--repeats` rounds (so a machine
+that slows down or speeds up during the run affects every variant alike):
 
 - `plain`: `generate` on the 8 left-padded rows (every row prefills its prompt);
-- `shared-prefill`: each distinct prompt prefilled once (`dynalign_hf.prefix.generate_shared`);
+- `shared-prefill`: each distinct prompt prefilled once and a cache that grows in place
+  (`dynalign_hf.prefix.generate_shared`, what the trainer uses);
+- `shared-prefill-concat`: the same with transformers' concatenating cache (copied per token);
 - `static-cache`: `cache_implementation="static"` (fixed-shape cache);
 - `compiled`: static cache plus `torch.compile` of the forward pass;
 - `one-thread`: shared prefill with `torch.set_num_threads(1)` (decoding is memory-bound).
@@ -26,7 +29,9 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--tokens", type=int, default=64)
-    parser.add_argument("--variants", default="plain,shared-prefill,static-cache,one-thread,compiled")
+    parser.add_argument(
+        "--variants", default="plain,shared-prefill,shared-prefill-concat,static-cache,one-thread,compiled"
+    )
     args = parser.parse_args()
 
     import torch
@@ -62,30 +67,40 @@ def main() -> None:
                 model.generate(input_ids=ids, attention_mask=mask, **settings)
             elif variant in ("shared-prefill", "one-thread"):
                 generate_shared(model, ids, mask, **settings)
+            elif variant == "shared-prefill-concat":
+                generate_shared(model, ids, mask, preallocate_cache=False, **settings)
             elif variant == "static-cache":
                 model.generate(input_ids=ids, attention_mask=mask, cache_implementation="static", **settings)
             else:
                 model.generate(input_ids=ids, attention_mask=mask, cache_implementation="static", **settings)
 
     threads = torch.get_num_threads()
-    for variant in args.variants.split(","):
+    variants = args.variants.split(",")
+    warmups: dict[str, float] = {}
+    times: dict[str, list[float]] = {variant: [] for variant in variants}
+    inner = model.get_base_model()
+    compiled = torch.compile(inner.forward, dynamic=False) if "compiled" in variants else None
+
+    def timed(variant: str) -> float:
         torch.set_num_threads(1 if variant == "one-thread" else threads)
         if variant == "compiled":
-            inner = model.get_base_model()
-            inner.forward = torch.compile(inner.forward, dynamic=False)
+            inner.forward = compiled
+        elif "forward" in vars(inner):
+            del inner.forward  # the class's own forward for every other variant
         started = time.perf_counter()
+        run(variant)
+        return time.perf_counter() - started
+
+    for variant in variants:
         try:
-            run(variant)  # warm-up (compiles, for the compiled variant)
+            warmups[variant] = timed(variant)  # compiles, for the compiled variant
         except Exception as exc:  # a variant this stack cannot run is reported, not fatal
             print(json.dumps({"variant": variant, "error": f"{type(exc).__name__}: {str(exc)[:300]}"}), flush=True)
-            continue
-        warmup = time.perf_counter() - started
-        times = []
-        for _ in range(args.repeats):
-            started = time.perf_counter()
-            run(variant)
-            times.append(time.perf_counter() - started)
-        median = statistics.median(times)
+    for _ in range(args.repeats):
+        for variant in warmups:
+            times[variant].append(timed(variant))
+    for variant in warmups:
+        median = statistics.median(times[variant])
         print(
             json.dumps(
                 {
@@ -93,15 +108,14 @@ def main() -> None:
                     "rows": int(ids.shape[0]),
                     "prompt_tokens": int(ids.shape[1]),
                     "new_tokens": args.tokens,
-                    "warmup_s": round(warmup, 2),
+                    "warmup_s": round(warmups[variant], 2),
                     "median_s": round(median, 2),
                     "tokens_per_s": round(ids.shape[0] * args.tokens / median, 1),
-                    "times": [round(t, 2) for t in times],
+                    "times": [round(t, 2) for t in times[variant]],
                 }
             ),
             flush=True,
         )
-
 
 if __name__ == "__main__":
     main()

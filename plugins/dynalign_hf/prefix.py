@@ -193,21 +193,30 @@ class _SharedPass:
 
 
 def generate_shared(
-    model: Any, input_ids: Any, attention_mask: Any, *, generate: Callable[..., Any] | None = None, **kwargs: Any
+    model: Any,
+    input_ids: Any,
+    attention_mask: Any,
+    *,
+    generate: Callable[..., Any] | None = None,
+    preallocate_cache: bool = True,
+    **kwargs: Any,
 ) -> Any:
     """`model.generate(input_ids, attention_mask, **kwargs)` with each distinct (left-padded)
     prompt prefilled once: a GRPO group's G copies of one prompt, or the n samples asked of
-    one conversation, share its cache rows instead of recomputing them. Sampling is
-    unchanged: the same distribution, token by token, as the plain call. `generate` is the
-    model's own generate method (default `model.generate`)."""
+    one conversation, share its cache rows instead of recomputing them; and, unless
+    `preallocate_cache` is False, a cache that grows in place (`dynalign_hf.kvcache`) instead of
+    one copied at every new token. Sampling is unchanged: the same tokens for the same seed as
+    the plain call. `generate` is the model's own generate method (default `model.generate`)."""
     import torch
 
+    from dynalign_hf.kvcache import preallocate
+
     generate = generate or model.generate
+    if input_ids.shape[1] < 2:
+        return generate(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
     rows = [tuple(r) for r in torch.cat([input_ids, attention_mask], dim=1).tolist()]
     first: dict[tuple[int, ...], int] = {}
     inverse = [first.setdefault(r, len(first)) for r in rows]
-    if len(first) == len(rows) or input_ids.shape[1] < 2:
-        return generate(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
     pick = torch.tensor([rows.index(r) for r in first], device=input_ids.device)
     ids, mask = input_ids[pick, :-1], attention_mask[pick, :-1]
     positions = (mask.long().cumsum(-1) - 1).clamp(min=0)
@@ -215,6 +224,9 @@ def generate_shared(
         output = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, logits_to_keep=1)
     keyword = cache_keyword(output)
     cache = output[keyword]
-    cache.batch_select_indices(torch.tensor(inverse, device=input_ids.device))
+    if len(first) < len(rows):
+        cache.batch_select_indices(torch.tensor(inverse, device=input_ids.device))
+    if preallocate_cache:
+        preallocate(cache, (kwargs.get("max_new_tokens") or 0) + 1)
     kwargs[keyword] = cache
     return generate(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
