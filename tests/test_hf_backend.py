@@ -21,6 +21,29 @@ def test_tiny_model_generates_n_samples_per_conversation(tiny_model_dir):
     assert again == answers  # seeded sampling is reproducible
 
 
+@pytest.mark.parametrize("handle", [False, True])
+def test_generation_batches_follow_their_own_size_scoring_keeps_its_own(tiny_model_dir, monkeypatch, handle):
+    """`generation_batch_size` sets the rows per generate call (backend and policy handle);
+    `batch_size` still sets the scoring batches."""
+    import dynalign_hf.prefix as prefix
+
+    rows: list[int] = []
+    original = prefix.generate_shared
+
+    def counting(model, input_ids, attention_mask, **kwargs):
+        rows.append(int(input_ids.shape[0]))
+        return original(model, input_ids, attention_mask, **kwargs)
+
+    monkeypatch.setattr(prefix, "generate_shared", counting)
+    backend = HFChatModel(HFOptions(model=str(tiny_model_dir), batch_size=1, generation_batch_size=3))
+    chat_model = backend.policy_handle() if handle else backend
+    conversations = [[{"role": "user", "content": f"Name a {thing}."}] for thing in ("tree", "river", "song", "tool")]
+    chat_model.chat(conversations, GenerationParams(max_new_tokens=3, n=2, seed=0))
+    assert rows == [6, 2]  # 3 conversations x 2 samples, then the fourth
+    scored = backend.policy_handle()
+    assert scored.batch_size == 1 and scored.generation_batch_size == 3
+
+
 def test_next_token_probs_are_a_distribution_over_choices(tiny_model_dir):
     model = HFChatModel(HFOptions(model=str(tiny_model_dir)))
     probs = model.next_token_probs([[{"role": "user", "content": "Rate it."}]] * 2, list("012345"), "Score: ")

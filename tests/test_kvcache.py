@@ -26,7 +26,13 @@ def batch(tokenizer: Any, repeats: int) -> tuple[Any, Any]:
 def sample(model: Any, ids: Any, mask: Any, tokens: int, **options: Any) -> Any:
     from dynalign_hf.prefix import generate_shared
 
-    settings = {"max_new_tokens": tokens, "min_new_tokens": tokens, "do_sample": True, "temperature": 1.0, "top_k": None}
+    settings = {
+        "max_new_tokens": tokens,
+        "min_new_tokens": tokens,
+        "do_sample": True,
+        "temperature": 1.0,
+        "top_k": None,
+    }
     torch.manual_seed(7)
     with torch.no_grad():
         if options.pop("plain", False):

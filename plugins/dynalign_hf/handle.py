@@ -24,12 +24,15 @@ class HFPolicyHandle(PolicyHandle):
         reference: Callable[[], AbstractContextManager[Any]] | None = None,
         batch_size: int = 8,
         identity: str | None = None,
+        *,
+        generation_batch_size: int | None = None,
     ) -> None:
         self.model = model
         self.identity = identity
         self.tokenizer = tokenizer
         self.reference = reference or (lambda: nullcontext(model))
         self.batch_size = batch_size
+        self.generation_batch_size = generation_batch_size or batch_size
         self._reference_logprobs: OrderedDict[str, list[list[float]]] = OrderedDict()
 
     @contextmanager
@@ -77,7 +80,7 @@ class HFPolicyHandle(PolicyHandle):
         from dynalign_hf.textgen import generate
 
         with self._model(reference) as model:
-            return generate(model, self.tokenizer, conversations, params, self.batch_size)
+            return generate(model, self.tokenizer, conversations, params, self.generation_batch_size)
 
     def next_token_probs(
         self,
