@@ -74,6 +74,31 @@ def test_a_full_buffer_is_regrown_and_sampling_stays_exact(tiny_model_dir, monke
     assert len(regrown) > layers, "a reserve of 3 positions must run out during a 10-token answer"
 
 
+def test_the_reserve_comes_from_the_generation_config_as_trl_passes_it(tiny_model_dir, monkeypatch):
+    """TRL gives `max_new_tokens` inside a GenerationConfig: each layer allocates once, never again."""
+    from transformers import GenerationConfig
+
+    import dynalign_hf.kvcache as kvcache
+    from dynalign_hf.backend import load_model
+    from dynalign_hf.prefix import generate_shared
+
+    model, tokenizer = load_model(str(tiny_model_dir))
+    ids, mask = batch(tokenizer, 2)
+    regrown: list[int] = []
+    original = kvcache.PreallocatedLayer._regrow
+
+    def counting(self: Any, *args: Any) -> None:
+        regrown.append(args[-1])
+        original(self, *args)
+
+    monkeypatch.setattr(kvcache.PreallocatedLayer, "_regrow", counting)
+    config = GenerationConfig(max_new_tokens=9, min_new_tokens=9, do_sample=True, top_k=None)
+    with torch.no_grad():
+        output = generate_shared(model, ids, mask, generation_config=config)
+    assert output.shape[1] == ids.shape[1] + 9
+    assert len(regrown) == model.config.num_hidden_layers  # the first allocation of each layer only
+
+
 def _with_reserve(preallocate: Any, reserve: int) -> Any:
     def small(cache: Any, _: int) -> Any:
         return preallocate(cache, reserve)

@@ -18,7 +18,7 @@ from transformers.cache_utils import DynamicLayer
 
 class PreallocatedLayer(DynamicLayer):
     """A `DynamicLayer` whose `keys` / `values` are views of buffers with `reserve` free
-    positions; a buffer is reallocated (with `reserve` more room) only when it is full or when
+    positions; a buffer is reallocated only when it is full (then with twice the room) or when
     something replaced the views (batch selection, cropping, reordering)."""
 
     def __init__(self, reserve: int) -> None:
@@ -39,9 +39,11 @@ class PreallocatedLayer(DynamicLayer):
     def _regrow(self, key_states: Any, value_states: Any, length: int, needed: int) -> None:
         import torch
 
+        # a full buffer doubles, so an answer longer than the reserve still copies O(log n) times
+        room = self.reserve if self._buffers is None else max(self.reserve, needed)
         buffers = []
         for old, new in ((self.keys, key_states), (self.values, value_states)):
-            shape = (*new.shape[:-2], needed + self.reserve, new.shape[-1])
+            shape = (*new.shape[:-2], needed + room, new.shape[-1])
             buffer = torch.empty(shape, dtype=new.dtype, device=new.device)
             if length:
                 buffer[..., :length, :].copy_(old)

@@ -227,6 +227,16 @@ def generate_shared(
     if len(first) < len(rows):
         cache.batch_select_indices(torch.tensor(inverse, device=input_ids.device))
     if preallocate_cache:
-        preallocate(cache, (kwargs.get("max_new_tokens") or 0) + 1)
+        preallocate(cache, _new_tokens(model, kwargs) + 1)
     kwargs[keyword] = cache
     return generate(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
+
+
+def _new_tokens(model: Any, kwargs: dict[str, Any]) -> int:
+    """How many tokens `generate` may add: its `max_new_tokens` argument, else that of the
+    generation config it is given (TRL passes one) or of the model's own."""
+    for config in (kwargs, kwargs.get("generation_config"), getattr(model, "generation_config", None)):
+        value = config.get("max_new_tokens") if isinstance(config, dict) else getattr(config, "max_new_tokens", None)
+        if isinstance(value, int) and value > 0:
+            return value
+    return 0
