@@ -22,6 +22,21 @@ import argparse
 import json
 import statistics
 import time
+from typing import Any
+
+
+def demo_sampling_batch(model: Any, tokenizer: Any, value: Any) -> tuple[Any, Any]:
+    """(input_ids, attention_mask) of a demo GRPO step's sampling: the value's first 2 prompts
+    after its system prompt, left-padded, each repeated for 4 samples."""
+    from dynalign_hf.textgen import _left_padded, render
+
+    system = value.system_prompt.strip()
+    texts = [
+        render(tokenizer, [{"role": "system", "content": system}, {"role": "user", "content": p.prompt}])
+        for p in value.prompts[:2]
+    ]
+    batch = _left_padded(tokenizer, texts, model.device)
+    return batch["input_ids"].repeat_interleave(4, 0), batch["attention_mask"].repeat_interleave(4, 0)
 
 
 def main() -> None:
@@ -40,18 +55,11 @@ def main() -> None:
     from dynalign.plugins import load_registry
     from dynalign_hf.backend import HFChatModel
     from dynalign_hf.prefix import generate_shared
-    from dynalign_hf.textgen import _left_padded, render
 
     value = load_registry().get("value", "ca").obj
     model, tokenizer = HFChatModel().loaded()
     model = get_peft_model(model, LoraConfig(r=16, lora_alpha=32, target_modules="all-linear", task_type="CAUSAL_LM"))
-    system = value.system_prompt.strip()
-    texts = [
-        render(tokenizer, [{"role": "system", "content": system}, {"role": "user", "content": p.prompt}])
-        for p in value.prompts[:2]
-    ]
-    batch = _left_padded(tokenizer, texts, model.device)
-    ids, mask = batch["input_ids"].repeat_interleave(4, 0), batch["attention_mask"].repeat_interleave(4, 0)
+    ids, mask = demo_sampling_batch(model, tokenizer, value)
     settings = {
         "max_new_tokens": args.tokens,
         "min_new_tokens": args.tokens,  # every variant makes the same number of tokens

@@ -52,7 +52,23 @@ def test_sampling_with_the_grown_cache_equals_plain_generate(tiny_model_dir, rep
     assert torch.equal(sample(model, ids, mask, 12, preallocate_cache=False), plain)
 
 
-def test_a_full_buffer_is_regrown_and_sampling_stays_exact(tiny_model_dir, monkeypatch):
+@pytest.fixture
+def regrown(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The sizes every `PreallocatedLayer` (re)allocated its buffers for, in order."""
+    import dynalign_hf.kvcache as kvcache
+
+    sizes: list[int] = []
+    original = kvcache.PreallocatedLayer._regrow
+
+    def counting(self: Any, *args: Any) -> None:
+        sizes.append(args[-1])
+        original(self, *args)
+
+    monkeypatch.setattr(kvcache.PreallocatedLayer, "_regrow", counting)
+    return sizes
+
+
+def test_a_full_buffer_is_regrown_and_sampling_stays_exact(tiny_model_dir, monkeypatch, regrown):
     """A reserve smaller than the answer forces reallocations mid-answer; tokens stay the same."""
     import dynalign_hf.kvcache as kvcache
     from dynalign_hf.backend import load_model
@@ -60,38 +76,21 @@ def test_a_full_buffer_is_regrown_and_sampling_stays_exact(tiny_model_dir, monke
     model, tokenizer = load_model(str(tiny_model_dir))
     ids, mask = batch(tokenizer, 2)
     plain = sample(model, ids, mask, 10, plain=True)
-    regrown: list[int] = []
-    original = kvcache.PreallocatedLayer._regrow
-
-    def counting(self: Any, *args: Any) -> None:
-        regrown.append(args[-1])
-        original(self, *args)
-
-    monkeypatch.setattr(kvcache.PreallocatedLayer, "_regrow", counting)
     monkeypatch.setattr(kvcache, "preallocate", _with_reserve(kvcache.preallocate, 3))
     assert torch.equal(sample(model, ids, mask, 10), plain)
     layers = model.config.num_hidden_layers
     assert len(regrown) > layers, "a reserve of 3 positions must run out during a 10-token answer"
 
 
-def test_the_reserve_comes_from_the_generation_config_as_trl_passes_it(tiny_model_dir, monkeypatch):
+def test_the_reserve_comes_from_the_generation_config_as_trl_passes_it(tiny_model_dir, regrown):
     """TRL gives `max_new_tokens` inside a GenerationConfig: each layer allocates once, never again."""
     from transformers import GenerationConfig
 
-    import dynalign_hf.kvcache as kvcache
     from dynalign_hf.backend import load_model
     from dynalign_hf.prefix import generate_shared
 
     model, tokenizer = load_model(str(tiny_model_dir))
     ids, mask = batch(tokenizer, 2)
-    regrown: list[int] = []
-    original = kvcache.PreallocatedLayer._regrow
-
-    def counting(self: Any, *args: Any) -> None:
-        regrown.append(args[-1])
-        original(self, *args)
-
-    monkeypatch.setattr(kvcache.PreallocatedLayer, "_regrow", counting)
     config = GenerationConfig(max_new_tokens=9, min_new_tokens=9, do_sample=True, top_k=None)
     with torch.no_grad():
         output = generate_shared(model, ids, mask, generation_config=config)

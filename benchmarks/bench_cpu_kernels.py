@@ -1,0 +1,151 @@
+"""Where a CPU spends a demo step's time, kernel by kernel, on the machine at hand.
+
+Prints one JSON line per measurement (SmolLM2-135M-Instruct, fp32, this machine's threads):
+
+- `gemm`: fp32 matrix-multiply rates at the shapes a step runs (decode: 8 rows; scoring and
+  the loss: about 1,000 rows; the 49k-token output layer);
+- `decode-rows`: greedy decoding of 8, 16 and 32 CA prompts (what `generation_batch_size`
+  trades): seconds per new token for the whole batch;
+- `decode-profile`: the top operators of sampling the demo's batch (2 prompts with CA's system
+  prompt x 4 samples, LoRA adapter, temperature 1), from `torch.profiler`, with the in-place
+  cache and with transformers' concatenating one;
+- `loss`: forward and backward of the demo's loss batch shape (8 rows of 123 tokens, 65
+  completion positions through the output layer), LoRA, gradient checkpointing on.
+
+    .venv/bin/python benchmarks/bench_cpu_kernels.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
+
+def seconds(run: Callable[[], Any], repeats: int) -> float:
+    """Median wall seconds of `run` after one warm-up call."""
+    import statistics
+
+    run()
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def emit(**row: Any) -> None:
+    print(json.dumps(row), flush=True)
+
+
+def gemm() -> None:
+    import torch
+
+    for rows in (8, 1024):
+        for inner, outer in ((576, 1536), (1536, 576), (576, 49152)):
+            a, b = torch.randn(rows, inner), torch.randn(inner, outer)
+            took = seconds(partial(torch.mm, a, b), 10 if outer > 10000 else 30)
+            emit(
+                part="gemm",
+                shape=f"{rows}x{inner}x{outer}",
+                ms=round(took * 1e3, 2),
+                gflops=round(2 * rows * inner * outer / took / 1e9, 1),
+            )
+
+
+def decode_rows(model: Any, tokenizer: Any, value: Any) -> None:
+    import torch
+
+    from dynalign_hf.prefix import generate_shared
+    from dynalign_hf.textgen import _left_padded, render
+
+    for rows in (8, 16, 32):
+        texts = [render(tokenizer, [{"role": "user", "content": p.prompt}]) for p in value.prompts[:rows]]
+        batch = _left_padded(tokenizer, texts, model.device)
+        settings = {
+            "max_new_tokens": 48,
+            "min_new_tokens": 48,
+            "do_sample": False,
+            "pad_token_id": tokenizer.pad_token_id,
+        }
+        with torch.no_grad():
+            took = seconds(partial(generate_shared, model, batch["input_ids"], batch["attention_mask"], **settings), 2)
+        emit(
+            part="decode-rows", rows=rows, ms_per_token=round(took / 48 * 1e3), tokens_per_s=round(rows * 48 / took, 1)
+        )
+
+
+def decode_profile(model: Any, tokenizer: Any, value: Any) -> None:
+    import torch
+    from bench_generate import demo_sampling_batch
+    from torch.profiler import ProfilerActivity, profile
+
+    from dynalign_hf.prefix import generate_shared
+
+    ids, mask = demo_sampling_batch(model, tokenizer, value)
+    settings = {"max_new_tokens": 32, "min_new_tokens": 32, "do_sample": True, "temperature": 1.0, "top_k": None}
+    for preallocated in (True, False):
+        with torch.no_grad():
+            generate_shared(model, ids, mask, preallocate_cache=preallocated, **settings)
+            with profile(activities=[ProfilerActivity.CPU]) as profiled:
+                generate_shared(model, ids, mask, preallocate_cache=preallocated, **settings)
+        events = sorted(profiled.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)[:6]
+        emit(
+            part="decode-profile",
+            cache="in place" if preallocated else "concatenated",
+            ms_per_token={e.key: round(e.self_cpu_time_total / 1e3 / 32, 1) for e in events},
+            total_ms_per_token=round(sum(e.self_cpu_time_total for e in profiled.key_averages()) / 1e3 / 32, 1),
+        )
+
+
+def loss(model: Any) -> None:
+    import torch
+
+    model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    model.enable_input_require_grads()
+    model.train()
+    ids = torch.randint(100, 40000, (8, 123))
+
+    def step() -> None:
+        logits = model(input_ids=ids, logits_to_keep=65).logits
+        torch.log_softmax(logits.float(), -1).mean().backward()
+
+    emit(part="loss", rows=8, tokens=123, seconds=round(seconds(step, 3), 2))
+
+
+def main() -> None:
+    """Run the chosen parts in order; one JSON line per figure."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--parts", default="gemm,decode-rows,decode-profile,loss")
+    args = parser.parse_args()
+    parts = args.parts.split(",")
+
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    from dynalign.plugins import load_registry
+    from dynalign_hf.backend import HFChatModel
+
+    emit(part="machine", threads=torch.get_num_threads(), torch=torch.__version__)
+    if "gemm" in parts:
+        gemm()
+    value = load_registry().get("value", "ca").obj
+    model, tokenizer = HFChatModel().loaded()
+    model.eval()
+    if "decode-rows" in parts:
+        decode_rows(model, tokenizer, value)
+    lora = LoraConfig(r=16, lora_alpha=32, target_modules="all-linear", task_type="CAUSAL_LM")
+    model = get_peft_model(model, lora)
+    model.eval()
+    if "decode-profile" in parts:
+        decode_profile(model, tokenizer, value)
+    if "loss" in parts:
+        loss(model)
+
+
+if __name__ == "__main__":
+    main()
