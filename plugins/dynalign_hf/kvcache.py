@@ -3,10 +3,11 @@
 transformers' `DynamicLayer` concatenates every new token's keys and values onto the cache, so
 each decode step copies the whole cache of every layer into a freshly allocated tensor. On a
 CPU whose allocator hands large blocks back to the system, every copy also faults its pages in
-again: on a 2-core AVX2 machine that was a quarter of a decode step (BENCHMARKS.md). The layer
-here keeps keys and values in a buffer with room for the tokens still to come and writes each
-new token into it; attention reads a view of the filled part, the same numbers in the same
-order, so sampling is unchanged token for token.
+again: in a fresh process on a 2-core AVX2 machine that was a fifth of a decode step (in the
+GRPO trainer, whose allocator reuses what the backward pass freed, it made no measurable
+difference; BENCHMARKS.md, "Round 3"). The layer here keeps keys and values in a buffer with
+room for the tokens still to come and writes each new token into it; attention reads a view of
+the filled part, the same numbers in the same order, so sampling is unchanged token for token.
 """
 
 from __future__ import annotations
