@@ -11,6 +11,10 @@ import pytest
 # Nothing in the tests may download: the Hugging Face libraries read these when first imported.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+# vLLM's CPU engine compiles the model with inductor at every start, minutes on 2 cores that the
+# `vllm` tests' few steps never win back; this switch (vLLM's own CPU CI sets it) traces with
+# dynamo and runs eager. In-process engines and spawned runs and servers all inherit it.
+os.environ.setdefault("VLLM_CPU_CI_ENV", "1")
 # The local IFEval copy the tests and CI use (a user's clone has none: IFEval is skipped there).
 IFEVAL_DATA = Path(
     os.environ.get("DYNALIGN_IFEVAL_PATH")
