@@ -6,9 +6,11 @@ samples). Variants, each warmed up once, then timed in turn, `--repeats` rounds 
 that slows down or speeds up during the run affects every variant alike):
 
 - `plain`: `generate` on the 8 left-padded rows (every row prefills its prompt);
-- `shared-prefill`: each distinct prompt prefilled once and a cache that grows in place
-  (`dynalign_hf.prefix.generate_shared`, what the trainer uses);
+- `shared-prefill`: each distinct prompt prefilled once, a cache that grows in place and
+  decoding's products taken weight first (`dynalign_hf.prefix.generate_shared`, what the
+  trainer uses);
 - `shared-prefill-concat`: the same with transformers' concatenating cache (copied per token);
+- `shared-prefill-linear`: the same with decoding's products in torch's own order (x @ W.T);
 - `static-cache`: `cache_implementation="static"` (fixed-shape cache);
 - `compiled`: static cache plus `torch.compile` of the forward pass;
 - `one-thread`: shared prefill with `torch.set_num_threads(1)` (decoding is memory-bound).
@@ -45,7 +47,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--tokens", type=int, default=64)
     parser.add_argument(
-        "--variants", default="plain,shared-prefill,shared-prefill-concat,static-cache,one-thread,compiled"
+        "--variants",
+        default="plain,shared-prefill,shared-prefill-linear,shared-prefill-concat,static-cache,one-thread,compiled",
     )
     args = parser.parse_args()
 
@@ -77,6 +80,8 @@ def main() -> None:
                 generate_shared(model, ids, mask, **settings)
             elif variant == "shared-prefill-concat":
                 generate_shared(model, ids, mask, preallocate_cache=False, **settings)
+            elif variant == "shared-prefill-linear":  # decoding's products as x @ W.T (torch's order)
+                generate_shared(model, ids, mask, skinny=False, **settings)
             else:  # static-cache, and compiled (the same call; `timed` swaps in the compiled forward)
                 model.generate(input_ids=ids, attention_mask=mask, cache_implementation="static", **settings)
 

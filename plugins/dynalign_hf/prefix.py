@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -199,21 +200,27 @@ def generate_shared(
     *,
     generate: Callable[..., Any] | None = None,
     preallocate_cache: bool = True,
+    skinny: bool = True,
     **kwargs: Any,
 ) -> Any:
     """`model.generate(input_ids, attention_mask, **kwargs)` with each distinct (left-padded)
     prompt prefilled once: a GRPO group's G copies of one prompt, or the n samples asked of
     one conversation, share its cache rows instead of recomputing them; and, unless
     `preallocate_cache` is False, a cache that grows in place (`dynalign_hf.kvcache`) instead of
-    one copied at every new token. Sampling is unchanged: the same tokens for the same seed as
-    the plain call. `generate` is the model's own generate method (default `model.generate`)."""
+    one copied at every new token; and, unless `skinny` is False, decoding's few-row products
+    taken weight first (`dynalign_hf.skinny`). Sampling is unchanged: the same distribution,
+    and in practice the same tokens for the same seed as the plain call (the products differ
+    by float rounding). `generate` is the model's own generate method (default `model.generate`)."""
     import torch
 
     from dynalign_hf.kvcache import preallocate
+    from dynalign_hf.skinny import skinny_products
 
     generate = generate or model.generate
+    products = skinny_products() if skinny else nullcontext()
     if input_ids.shape[1] < 2:
-        return generate(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
+        with products:
+            return generate(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
     rows = [tuple(r) for r in torch.cat([input_ids, attention_mask], dim=1).tolist()]
     first: dict[tuple[int, ...], int] = {}
     inverse = [first.setdefault(r, len(first)) for r in rows]
@@ -229,7 +236,8 @@ def generate_shared(
     if preallocate_cache:
         preallocate(cache, _new_tokens(model, kwargs) + 1)
     kwargs[keyword] = cache
-    return generate(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
+    with products:
+        return generate(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
 
 
 def _new_tokens(model: Any, kwargs: dict[str, Any]) -> int:
