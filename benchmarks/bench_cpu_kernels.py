@@ -4,11 +4,14 @@ Prints one JSON line per measurement (SmolLM2-135M-Instruct, fp32, this machine'
 
 - `gemm`: fp32 matrix-multiply rates at the shapes a step runs (decode: 8 rows; scoring and
   the loss: about 1,000 rows; the 49k-token output layer);
+- `linear-order`: a decode-sized product (1-128 rows by each of SmolLM2's weight shapes, the
+  weights cycled through more copies than the caches hold, as in a forward pass) taken as
+  torch's `linear` (x @ W.T) and weight first ((W @ x.T).T, `dynalign_hf.skinny`);
 - `decode-rows`: greedy decoding of 8, 16 and 32 CA prompts (what `generation_batch_size`
   trades): seconds per new token for the whole batch;
 - `decode-profile`: the top operators of sampling the demo's batch (2 prompts with CA's system
-  prompt x 4 samples, LoRA adapter, temperature 1), from `torch.profiler`, with the in-place
-  cache and with transformers' concatenating one;
+  prompt x 4 samples, LoRA adapter, temperature 1), from `torch.profiler`: as the trainer
+  samples, with decoding's products in torch's order, and with transformers' concatenating cache;
 - `loss`: forward and backward of the demo's loss batch shape (8 rows of 123 tokens, 65
   completion positions through the output layer), LoRA, gradient checkpointing on.
 
@@ -57,6 +60,31 @@ def gemm() -> None:
             )
 
 
+def linear_order() -> None:
+    import itertools
+
+    import torch
+    import torch.nn.functional as F
+
+    def torch_order(x: Any, weights: Any) -> Any:
+        return F.linear(x, next(weights))
+
+    def weight_first(x: Any, weights: Any) -> Any:
+        return torch.mm(next(weights), x.t()).t().contiguous()
+
+    for out_features, in_features in ((49152, 576), (1536, 576), (576, 1536), (576, 576), (192, 576)):
+        count = max(2, 600_000_000 // (out_features * in_features * 4))  # more bytes than the caches hold
+        weights = itertools.cycle([torch.randn(out_features, in_features) for _ in range(count)])
+        for rows in (1, 8, 16, 32, 64, 128):
+            x = torch.randn(rows, in_features)
+            emit(
+                part="linear-order",
+                shape=f"{rows}x{in_features}x{out_features}",
+                torch_ms=round(seconds(partial(torch_order, x, weights), 20) * 1e3, 2),
+                weight_first_ms=round(seconds(partial(weight_first, x, weights), 20) * 1e3, 2),
+            )
+
+
 def decode_rows(model: Any, tokenizer: Any, value: Any) -> None:
     import torch
 
@@ -88,15 +116,16 @@ def decode_profile(model: Any, tokenizer: Any, value: Any) -> None:
 
     ids, mask = demo_sampling_batch(model, tokenizer, value)
     settings = {"max_new_tokens": 32, "min_new_tokens": 32, "do_sample": True, "temperature": 1.0, "top_k": None}
-    for preallocated in (True, False):
+    variants = {"as trained": {}, "torch order": {"skinny": False}, "concatenated": {"preallocate_cache": False}}
+    for name, options in variants.items():
         with torch.no_grad():
-            generate_shared(model, ids, mask, preallocate_cache=preallocated, **settings)
+            generate_shared(model, ids, mask, **options, **settings)
             with profile(activities=[ProfilerActivity.CPU]) as profiled:
-                generate_shared(model, ids, mask, preallocate_cache=preallocated, **settings)
+                generate_shared(model, ids, mask, **options, **settings)
         events = sorted(profiled.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)[:6]
         emit(
             part="decode-profile",
-            cache="in place" if preallocated else "concatenated",
+            variant=name,
             ms_per_token={e.key: round(e.self_cpu_time_total / 1e3 / 32, 1) for e in events},
             total_ms_per_token=round(sum(e.self_cpu_time_total for e in profiled.key_averages()) / 1e3 / 32, 1),
         )
@@ -120,7 +149,7 @@ def loss(model: Any) -> None:
 def main() -> None:
     """Run the chosen parts in order; one JSON line per figure."""
     parser = argparse.ArgumentParser()
-    parser.add_argument("--parts", default="gemm,decode-rows,decode-profile,loss")
+    parser.add_argument("--parts", default="gemm,linear-order,decode-rows,decode-profile,loss")
     args = parser.parse_args()
     parts = args.parts.split(",")
 
@@ -133,6 +162,8 @@ def main() -> None:
     emit(part="machine", threads=torch.get_num_threads(), torch=torch.__version__)
     if "gemm" in parts:
         gemm()
+    if "linear-order" in parts:
+        linear_order()
     value = load_registry().get("value", "ca").obj
     model, tokenizer = HFChatModel().loaded()
     model.eval()

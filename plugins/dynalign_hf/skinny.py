@@ -1,11 +1,11 @@
 """Matrix products for the few rows of a decoding step, on a CPU.
 
 Each decoding step multiplies one row per sequence (8-32 in a GRPO batch) by every weight
-matrix of the model. `torch.nn.functional.linear` computes that as x @ W.T; on the 2-core CPUs
-measured here the same product taken the other way round, (W @ x.T).T, ran 1.3-2x faster for
-4-128 rows (the 49152-wide output layer: 52 -> 26 ms for 8 rows; BENCHMARKS.md, round 4), while
-for a single row or for the hundreds of rows of a prefill or scoring pass it gains nothing. The
-two orders differ only by float rounding (about 1e-6), so sampling keeps its distribution.
+matrix of the model. `torch.nn.functional.linear` computes that as x @ W.T; on the 2-core AVX2
+CPU measured here the same product taken the other way round, (W @ x.T).T, ran 1.1-2x faster
+for 8-64 rows (the 49152-wide output layer: 34 -> 17 ms for 8 rows; BENCHMARKS.md, round 4),
+and no faster for one row or for 128 and more (a prefill or scoring pass). The two orders
+differ only by float rounding (about 1e-6), so sampling keeps its distribution.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-MIN_ROWS, MAX_ROWS = 2, 128  # where the reordered product measured faster
+MIN_ROWS, MAX_ROWS = 2, 64  # where the reordered product measured faster (at 128 it was slower)
 
 
 def _weight_first(original: Callable[..., Any]) -> Callable[..., Any]:
