@@ -66,6 +66,13 @@ def write_config(path: Path, text: str) -> Path:
     return path
 
 
+def tiny_policy_config(path: Path, model_dir: Path, rest: str) -> Path:
+    """Write a config for CA with the tiny model as the `hf` policy, then the (dedented)
+    sections in `rest`; return its path."""
+    head = f'value = "ca"\n[policy]\nbackend = "hf"\noptions = {{ model = "{model_dir}" }}\n'
+    return write_config(path, head + textwrap.dedent(rest))
+
+
 ROOT = Path(__file__).resolve().parents[1]
 
 

@@ -1,7 +1,7 @@
 """judge-check: pointwise and pairwise accuracy, position bias, the command."""
 
 import pytest
-from conftest import write_config
+from conftest import tiny_policy_config
 
 from dynalign.api import ChatModel
 from dynalign.testing import ScriptedChatModel
@@ -87,17 +87,7 @@ def test_unreachable_judge_is_one_line(ca_value):
 def test_command_on_the_tiny_model(run_cli, tiny_model_dir, tmp_path):
     # the tiny model is the policy too: the self-signals are measured with the stack's policy
     # (the default stack's SmolLM2 made this fast test take 100 s on a 2-core CPU)
-    config = write_config(
-        tmp_path / "tiny.toml",
-        f"""
-        value = "ca"
-        [policy]
-        backend = "hf"
-        options = {{ model = "{tiny_model_dir}" }}
-        [[rewarders]]
-        name = "self-reward"
-        """,
-    )
+    config = tiny_policy_config(tmp_path / "tiny.toml", tiny_model_dir, '[[rewarders]]\nname = "self-reward"\n')
     out = tmp_path / "check.json"
     result = run_cli("judge-check", config, "--judge", str(tiny_model_dir), "--limit", "3", "--out", out)
     assert result.exit_code == 0, result.stderr

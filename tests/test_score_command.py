@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import write_config
+from conftest import tiny_policy_config, write_config
 
 CONTRACT_REWARDER = """
 from dynalign import hookimpl
@@ -108,9 +108,9 @@ def test_config_check_names_rewarder_weights_readably(tmp_path, run_cli):
 
 
 def test_score_with_self_reward_judges_with_the_configs_policy(tiny_model_dir, tmp_path, run_cli):
-    config = write_config(
+    config = tiny_policy_config(
         tmp_path / "self.toml",
-        f'value = "ca"\n[policy]\nbackend = "hf"\noptions = {{ model = "{tiny_model_dir}" }}\n'
+        tiny_model_dir,
         '[[rewarders]]\nname = "self-reward"\noptions = { mode = "contrast" }\n'
         '[[rewarders]]\nname = "self-reward"\noptions = { mode = "probability" }\n',
     )

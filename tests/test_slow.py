@@ -9,7 +9,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import ROOT, dynalign_with, write_config
+from conftest import ROOT, dynalign_with, tiny_policy_config, write_config
 
 SMOLLM2_RUN = """
 value = "ca"
@@ -44,22 +44,19 @@ def test_smollm2_self_aligns_for_a_few_real_steps(tmp_path, run_cli):
 
 @pytest.mark.slow
 def test_two_cpu_processes_under_accelerate_launch(tmp_path, tiny_model_dir):
-    config = write_config(
+    config = tiny_policy_config(
         tmp_path / "ddp.toml",
-        f"""
-        value = "ca"
-        [policy]
-        backend = "hf"
-        options = {{ model = "{tiny_model_dir}" }}
+        tiny_model_dir,
+        """
         [prompts]
         generator = "file"
-        options = {{ n = 16, held_out = 4 }}
+        options = { n = 16, held_out = 4 }
         [[rewarders]]
         name = "self-reward"
-        options = {{ mode = "contrast" }}
+        options = { mode = "contrast" }
         [optimizer]
         name = "grpo"
-        options = {{ num_generations = 4, max_steps = 2, max_completion_length = 8, save_steps = 2 }}
+        options = { num_generations = 4, max_steps = 2, max_completion_length = 8, save_steps = 2 }
         """,
     )
     accelerate = shutil.which("accelerate", path=os.path.dirname(sys.executable)) or "accelerate"

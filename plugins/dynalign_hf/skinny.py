@@ -20,8 +20,18 @@ import torch.nn.functional as F
 MIN_ROWS, MAX_ROWS = 2, 64  # where the reordered product measured faster (at 128 it was slower)
 
 
+def weight_first(input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """`linear(input, weight, bias)` (input @ weight.T + bias) taken as (weight @ input.T).T,
+    contiguous and in `input`'s leading shape, as `linear` returns it."""
+    width = input.shape[-1]
+    out = torch.mm(weight, input.reshape(-1, width).t()).t().contiguous()  # callers .view() it
+    if bias is not None:
+        out += bias
+    return out.reshape(*input.shape[:-1], weight.shape[0])
+
+
 def _weight_first(original: Callable[..., Any]) -> Callable[..., Any]:
-    """`linear` that takes no-grad fp32 CPU products of MIN_ROWS..MAX_ROWS rows as W @ x.T."""
+    """`linear` that takes no-grad fp32 CPU products of MIN_ROWS..MAX_ROWS rows weight first."""
 
     def linear(input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
         width = input.shape[-1] if input.dim() else 0
@@ -35,10 +45,7 @@ def _weight_first(original: Callable[..., Any]) -> Callable[..., Any]:
             or weight.dtype != torch.float32
         ):
             return original(input, weight, bias)
-        out = torch.mm(weight, input.reshape(rows, width).t()).t().contiguous()  # callers .view() it
-        if bias is not None:
-            out += bias
-        return out.reshape(*input.shape[:-1], weight.shape[0])
+        return weight_first(input, weight, bias)
 
     linear.weight_first = True  # type: ignore[attr-defined]
     return linear
