@@ -6,6 +6,8 @@ Each part runs in a fresh child process with the real SmolLM2-135M-Instruct, one
   load excluded), first with the measurement cache off, then again with it on;
 - `steps`: the demo's GRPO recipe for N steps with the contrast signal auto picks (so no
   measurement), no stages: median step time, its parts, peak memory;
+- `steps-g8`: the same with the paper's group shape, G = 8 samples of one prompt per step
+  (the same 8 rows a step);
 - `eval`: the demo's eval stage with the base model as the aligned one (only time is
   measured), cache off, then on.
 
@@ -59,11 +61,13 @@ def part_auto() -> dict:
     return {"seconds": seconds, "chosen": rewarder.auto_report["chosen"], "accuracy": measured}
 
 
-def part_steps(steps: int) -> dict:
-    """A demo-recipe training run of `steps` steps (contrast signal, no stages)."""
+def part_steps(steps: int, groups: str = "num_generations = 4, prompts_per_step = 2") -> dict:
+    """A demo-recipe training run of `steps` steps (contrast signal, no stages), `groups` the
+    group shape."""
     text = DEMO.read_text(encoding="utf-8").split("[[stages]]")[0]
     text = text.replace('options = { mode = "auto" }', 'options = { mode = "contrast" }')
     text = text.replace("max_steps = 14", f"max_steps = {steps}")
+    text = text.replace("num_generations = 4, prompts_per_step = 2", groups)
     with tempfile.TemporaryDirectory() as scratch:
         config = Path(scratch) / "steps.toml"
         config.write_text(text, encoding="utf-8")
@@ -114,6 +118,8 @@ def child(part: str, steps: int) -> dict:
     """Run one part in this process (called in a child)."""
     if part == "steps":
         return part_steps(steps)
+    if part == "steps-g8":
+        return part_steps(steps, "num_generations = 8, prompts_per_step = 1")
     result = part_auto() if part == "auto" else part_eval()
     result["peak_rss_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
     return result

@@ -56,6 +56,11 @@ class GRPOOptions(Options):
         "distribution (plus the rest as one bucket) to the policy's, at each completion token (0: off).",
     )
     distillation_topk_weight: float = Field(1.0, gt=0.0, description="Weight of the top-k distillation loss.")
+    share_loss_prompt: bool = Field(
+        True,
+        description="Run each distinct prompt once in the loss pass and reuse its keys and values for the rows "
+        "that share it (exact; single-process runs only, otherwise TRL's pass).",
+    )
     log_kl: bool = Field(True, description="Log KL to the initial policy even when beta = 0 (one extra forward).")
     finetune: Literal["lora", "full"] = Field("lora", description="Train a LoRA adapter (CPU default) or all weights.")
     lora: LoraOptions = Field(default_factory=LoraOptions, description="LoRA settings (finetune = 'lora').")

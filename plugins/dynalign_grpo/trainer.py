@@ -13,7 +13,8 @@ value-prompted initial policy finds the token than the current policy does witho
 The sequence-level scores say which answer was better; this dense term says which tokens carry
 the value, and it fades as the weights learn what the prompt did (on-policy context
 distillation; TRL accepts (batch, tokens) advantages from subclasses; where it may, the live
-policy's side comes from the loss's own forward pass, `dynalign_grpo.credit`). The teacher is the
+policy's side comes from the loss's own forward pass, `dynalign_grpo.credit`, which runs each
+distinct prompt once, `dynalign_grpo.shared_prompt`). The teacher is the
 initial policy in the run's teacher context (`teacher_system_prompt`: the value's system prompt,
 or it plus exemplar answers), which may be longer than the prompt generation sees.
 
@@ -45,11 +46,12 @@ from trl import GRPOTrainer
 from dynalign.api import DynalignError, with_system
 from dynalign_grpo.credit import INITIAL, TEACHER, LossPassCredit, credit_in_loss_pass
 from dynalign_grpo.options import GRPOOptions
+from dynalign_grpo.shared_prompt import SharedPromptLoss
 from dynalign_grpo.topk import topk_distillation_loss
 from dynalign_grpo.vllm_sync import sync_by_reload_on_cpu
 
 
-class ValueContextGRPOTrainer(LossPassCredit, GRPOTrainer):
+class ValueContextGRPOTrainer(LossPassCredit, SharedPromptLoss, GRPOTrainer):
     """Generates with the value's system prompt; computes the loss without it (if excluded)."""
 
     def __init__(
