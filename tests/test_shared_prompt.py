@@ -157,3 +157,27 @@ def test_where_sharing_cannot_be_exact_it_is_not_attempted(tiny_model_dir, tmp_p
     assert not can_share(model, model, 1, {})
     model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": True})
     assert not can_share(model, model, 6, {})
+
+
+def test_the_topk_terms_pass_shares_the_prompt_too(tiny_model_dir, tmp_path, ca_value):
+    """With `distillation_topk` the loss makes a second pass for the policy's full next-token
+    distributions; it shares each prompt as well, with the same loss, gradient and logged KL."""
+    import copy
+    from contextlib import nullcontext
+
+    from dynalign_hf.handle import HFPolicyHandle
+
+    trainer = _trainer(tiny_model_dir, tmp_path, ca_value, lora=True, context_distillation=1.0, distillation_topk=4)
+    trainer.reference_policy = lambda: nullcontext(trainer.model)
+    trainer.policy_handle = HFPolicyHandle(trainer.model, trainer.processing_class, trainer.reference_policy)
+    batch = _batch(trainer)
+    assert "teacher_topk_ids" in batch
+    shared = _run(trainer, copy.deepcopy(batch), share=True)
+    shared_kl = trainer._metrics["train"]["context/topk_kl"][-1]
+    plain = _run(trainer, copy.deepcopy(batch), share=False)
+    assert shared_kl > 0 and shared_kl == pytest.approx(trainer._metrics["train"]["context/topk_kl"][-1], abs=1e-6)
+    torch.testing.assert_close(shared[0], plain[0], rtol=0, atol=1e-6)
+    assert shared[1].keys() == plain[1].keys() and len(plain[1]) > 0
+    for name, grad in plain[1].items():
+        torch.testing.assert_close(shared[1][name], grad, rtol=1e-4, atol=1e-7, msg=name)
+    assert shared[4] < plain[4]

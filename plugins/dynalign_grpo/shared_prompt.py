@@ -117,13 +117,14 @@ def _cache_lost() -> DynalignError:
     )
 
 
-def shared_prompt_logps(
-    model: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor, completion_width: int
-) -> tuple[torch.Tensor, torch.Tensor | None] | None:
-    """Per-token log-probabilities (B, completion_width) and entropies (None if the fused head
-    gives none) of the completions in `input_ids` (`prompt + completion`, prompts left-padded),
-    computing each distinct prompt once. `model` carries TRL's fused head. None when no two rows
-    share a prompt or the model's cache is not plain (the caller then runs TRL's pass)."""
+def tail_forward(
+    model: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor, completion_width: int, **head: Any
+) -> Any | None:
+    """`model`'s output (called with `head`'s arguments) over each row's last prompt token and
+    its completion, `input_ids[:, -completion_width - 1:]`, on the keys and values of its distinct
+    prompt, computed once and gathered (`input_ids` is `prompt + completion`, prompts
+    left-padded; positions as in one pass over the whole row). None when no two rows share a
+    prompt or the model's cache is not plain dynamic layers (the caller then runs the whole rows)."""
     width = input_ids.shape[1] - completion_width
     if width < 2:
         return None
@@ -150,14 +151,24 @@ def shared_prompt_logps(
             _PrefixLayer(layer.keys.index_select(0, rows_of), layer.values.index_select(0, rows_of))
             for layer in cache.layers
         ]
-        tail = input_ids[:, width - 1 :]
-        labels = tail.masked_fill(attention_mask[:, width - 1 :] == 0, -100)
-        labels[:, 0] = -100
-        output = model(
-            input_ids=tail, attention_mask=attention_mask, labels=labels, fused_lm_head=True, **{keyword: prefix}
-        )
+        output = model(input_ids=input_ids[:, width - 1 :], attention_mask=attention_mask, **head, **{keyword: prefix})
     if any(layer.reads == 0 for layer in prefix.layers):
         raise _cache_lost()
+    return output
+
+
+def shared_prompt_logps(
+    model: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor, completion_width: int
+) -> tuple[torch.Tensor, torch.Tensor | None] | None:
+    """Per-token log-probabilities (B, completion_width) and entropies (None if the fused head
+    gives none) of the completions in `input_ids`, through TRL's fused head (which `model`
+    carries), each distinct prompt computed once (`tail_forward`; None as there)."""
+    tail = input_ids[:, -completion_width - 1 :]
+    labels = tail.masked_fill(attention_mask[:, -completion_width - 1 :] == 0, -100)
+    labels[:, 0] = -100  # the prompt's last token is context, as in TRL's pass
+    output = tail_forward(model, input_ids, attention_mask, completion_width, labels=labels, fused_lm_head=True)
+    if output is None:
+        return None
     entropy = output.entropy[:, -completion_width:] if output.entropy is not None else None
     return output.log_probs[:, -completion_width:], entropy
 
@@ -165,6 +176,11 @@ def shared_prompt_logps(
 class SharedPromptLoss:
     """Trainer mixin: TRL's per-token pass, each distinct prompt computed once per chunk where
     `options.share_loss_prompt` is on and the call allows it (`can_share`)."""
+
+    def _shares_prompt(self, model: Any, rows: int, kwargs: dict[str, Any]) -> bool:
+        """Whether a pass of `model` over `rows` rows (TRL's keyword arguments `kwargs`) shares prompts."""
+        unwrapped = self.accelerator.unwrap_model(model)  # type: ignore[attr-defined]
+        return bool(self.options.share_loss_prompt) and can_share(model, unwrapped, rows, kwargs)  # type: ignore[attr-defined]
 
     def _get_per_token_logps_and_entropies(
         self,
@@ -176,8 +192,7 @@ class SharedPromptLoss:
         **kwargs: Any,
     ) -> Any:
         size = batch_size or input_ids.size(0)
-        unwrapped = self.accelerator.unwrap_model(model)  # type: ignore[attr-defined]
-        if not self.options.share_loss_prompt or not can_share(model, unwrapped, size, kwargs):  # type: ignore[attr-defined]
+        if not self._shares_prompt(model, size, kwargs):
             return super()._get_per_token_logps_and_entropies(  # type: ignore[misc]
                 model, input_ids, attention_mask, logits_to_keep, batch_size, **kwargs
             )

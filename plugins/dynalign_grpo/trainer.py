@@ -46,7 +46,7 @@ from trl import GRPOTrainer
 from dynalign.api import DynalignError, with_system
 from dynalign_grpo.credit import INITIAL, TEACHER, LossPassCredit, credit_in_loss_pass
 from dynalign_grpo.options import GRPOOptions
-from dynalign_grpo.shared_prompt import SharedPromptLoss
+from dynalign_grpo.shared_prompt import SharedPromptLoss, tail_forward
 from dynalign_grpo.topk import topk_distillation_loss
 from dynalign_grpo.vllm_sync import sync_by_reload_on_cpu
 
@@ -264,11 +264,14 @@ class ValueContextGRPOTrainer(LossPassCredit, SharedPromptLoss, GRPOTrainer):
             return loss
         completion_ids, completion_mask = inputs["completion_ids"], inputs["completion_mask"]
         width = completion_ids.size(1)
-        logits = model(
-            input_ids=torch.cat([inputs["prompt_ids"], completion_ids], dim=1),
-            attention_mask=torch.cat([inputs["prompt_mask"], completion_mask], dim=1),
-            logits_to_keep=width + 1,
-        ).logits[:, :-1]
+        ids = torch.cat([inputs["prompt_ids"], completion_ids], dim=1)
+        mask = torch.cat([inputs["prompt_mask"], completion_mask], dim=1)
+        output = None  # the policy's logits at the completion positions (and one after)
+        if self._shares_prompt(model, len(ids), {}):
+            output = tail_forward(model, ids, mask, width, logits_to_keep=width + 1)
+        if output is None:
+            output = model(input_ids=ids, attention_mask=mask, logits_to_keep=width + 1)
+        logits = output.logits[:, :-1]
         term = topk_distillation_loss(logits, inputs["teacher_topk_ids"], inputs["teacher_topk_logps"], completion_mask)
         self._metrics["train"]["context/topk_kl"].append(self.accelerator.gather(term.detach()).mean().item())
         return loss + self.options.distillation_topk_weight * term
