@@ -67,7 +67,10 @@ def part_steps(steps: int, groups: str = "num_generations = 4, prompts_per_step 
     text = DEMO.read_text(encoding="utf-8").split("[[stages]]")[0]
     text = text.replace('options = { mode = "auto" }', 'options = { mode = "contrast" }')
     text = text.replace("max_steps = 14", f"max_steps = {steps}")
-    text = text.replace("num_generations = 4, prompts_per_step = 2", groups)
+    demo_groups = "num_generations = 4, prompts_per_step = 2"
+    if demo_groups not in text:  # the demo changed: never time another shape under this name
+        sys.exit(f"bench_speed: {DEMO} no longer says '{demo_groups}'; update part_steps")
+    text = text.replace(demo_groups, groups)
     with tempfile.TemporaryDirectory() as scratch:
         config = Path(scratch) / "steps.toml"
         config.write_text(text, encoding="utf-8")

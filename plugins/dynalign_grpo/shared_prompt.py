@@ -22,7 +22,7 @@ their inputs; a reentrant one, a multimodal batch, a cache that is not plain dyn
 from __future__ import annotations
 
 import inspect
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -71,11 +71,14 @@ def _reentrant(layer: Any) -> bool:
     return bool(keywords.get("use_reentrant", True))
 
 
-def _plain_cache(model: Any) -> DynamicCache | None:
+def _cache(model: Any, layer: Callable[[int], DynamicLayer]) -> DynamicCache | None:
+    """A cache for `model` whose layer i is `layer(i)`, in place of its own plain dynamic ones;
+    None when the model's cache has other layer kinds (sliding windows: not handled here)."""
     config = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
     cache = DynamicCache(config=config)
     if len(cache.layers) != config.num_hidden_layers or any(type(layer) is not DynamicLayer for layer in cache.layers):
-        return None  # sliding windows or other layer kinds: not handled here
+        return None
+    cache.layers = [layer(index) for index in range(len(cache.layers))]
     return cache
 
 
@@ -130,11 +133,10 @@ def tail_forward(
         return None
     prompts = torch.cat([input_ids[:, :width], attention_mask[:, :width]], dim=1)
     distinct, rows_of = torch.unique(prompts, dim=0, return_inverse=True)
-    cache = _plain_cache(model)
+    cache = _cache(model, lambda index: _RecordingLayer())
     if distinct.shape[0] == input_ids.shape[0] or cache is None:
         return None
     keyword = _cache_argument(model)
-    cache.layers = [_RecordingLayer() for _ in cache.layers]
     with _cache_kept_under_checkpointing(model):
         model(
             input_ids=distinct[:, : width - 1],
@@ -145,12 +147,14 @@ def tail_forward(
         )
         if not all(layer.is_initialized for layer in cache.layers):
             raise _cache_lost()
-        prefix = _plain_cache(model)
-        assert prefix is not None
-        prefix.layers = [
-            _PrefixLayer(layer.keys.index_select(0, rows_of), layer.values.index_select(0, rows_of))
-            for layer in cache.layers
-        ]
+        recorded = cache.layers
+        prefix = _cache(
+            model,
+            lambda index: _PrefixLayer(
+                recorded[index].keys.index_select(0, rows_of), recorded[index].values.index_select(0, rows_of)
+            ),
+        )
+        assert prefix is not None  # the same model's cache as the prompt pass's
         output = model(input_ids=input_ids[:, width - 1 :], attention_mask=attention_mask, **head, **{keyword: prefix})
     if any(layer.reads == 0 for layer in prefix.layers):
         raise _cache_lost()
