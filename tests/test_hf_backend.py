@@ -21,10 +21,9 @@ def test_tiny_model_generates_n_samples_per_conversation(tiny_model_dir):
     assert again == answers  # seeded sampling is reproducible
 
 
-@pytest.mark.parametrize("handle", [False, True])
-def test_generation_batches_follow_their_own_size_scoring_keeps_its_own(tiny_model_dir, monkeypatch, handle):
-    """`generation_batch_size` sets the rows per generate call (backend and policy handle);
-    `batch_size` still sets the scoring batches."""
+@pytest.fixture
+def generate_rows(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The rows of every `generate_shared` call made while the test runs, in order."""
     import dynalign_hf.prefix as prefix
 
     rows: list[int] = []
@@ -35,13 +34,53 @@ def test_generation_batches_follow_their_own_size_scoring_keeps_its_own(tiny_mod
         return original(model, input_ids, attention_mask, **kwargs)
 
     monkeypatch.setattr(prefix, "generate_shared", counting)
+    return rows
+
+
+@pytest.mark.parametrize("handle", [False, True])
+def test_generation_batches_follow_their_own_size_scoring_keeps_its_own(tiny_model_dir, generate_rows, handle):
+    """`generation_batch_size` sets the rows per generate call (backend and policy handle);
+    `batch_size` still sets the scoring batches."""
     backend = HFChatModel(HFOptions(model=str(tiny_model_dir), batch_size=1, generation_batch_size=3))
     chat_model = backend.policy_handle() if handle else backend
     conversations = [[{"role": "user", "content": f"Name a {thing}."}] for thing in ("tree", "river", "song", "tool")]
     chat_model.chat(conversations, GenerationParams(max_new_tokens=3, n=2, seed=0))
-    assert rows == [6, 2]  # 3 conversations x 2 samples, then the fourth
+    assert generate_rows == [6, 2]  # 3 conversations x 2 samples, then the fourth
     scored = backend.policy_handle()
     assert scored.batch_size == 1 and scored.generation_batch_size == 3
+
+
+def test_long_prompts_get_fewer_conversations_per_call_and_the_same_greedy_answers(
+    tiny_model_dir, monkeypatch, generate_rows
+):
+    """A call's key/value cache (rows x positions) stays within GENERATION_CACHE_BYTES: the long
+    conversation goes alone, the short ones share a call, and greedy answers do not change."""
+    import dynalign_hf.textgen as textgen
+
+    backend = HFChatModel(HFOptions(model=str(tiny_model_dir), generation_batch_size=8))
+    model, tokenizer = backend.loaded()
+    conversations = [[{"role": "user", "content": text}] for text in ("Hi.", "Name a tool.", "word " * 60, "Yes?")]
+    greedy = GenerationParams(max_new_tokens=4, temperature=0.0, n=2)
+    unlimited = backend.chat(conversations, greedy)
+    lengths = [
+        len(tokenizer(textgen.render(tokenizer, c), add_special_tokens=False)["input_ids"]) for c in conversations
+    ]
+    per_position = textgen.cache_bytes_per_position(model)
+    assert (
+        per_position
+        == 2
+        * model.config.num_hidden_layers
+        * model.config.num_key_value_heads
+        * (model.config.hidden_size // model.config.num_attention_heads)
+        * 4
+    )
+    # room for two short conversations' rows, not for the long one beside anything
+    budget_positions = 2 * 2 * (max(lengths[0], lengths[1]) + 4)
+    assert 2 * (lengths[2] + 4) * 2 > budget_positions
+    monkeypatch.setattr(textgen, "GENERATION_CACHE_BYTES", budget_positions * per_position)
+    assert backend.chat(conversations, greedy) == unlimited
+    # unlimited: all 8 rows in one call; limited: the two short ones, the long one alone, the last
+    assert generate_rows == [8, 4, 2, 2]
 
 
 def test_next_token_probs_are_a_distribution_over_choices(tiny_model_dir):

@@ -70,7 +70,7 @@ def test_a_small_position_budget_splits_batches_and_stays_exact(tiny_model_dir, 
 
     model, tokenizer = load_model(str(tiny_model_dir))
     monkeypatch.setattr(prefix, "TAIL_POSITIONS", 24)
-    assert [len(b) for b in prefix._budgeted(list("abcde"), [10, 11, 30, 2, 3], 8)] == [2, 1, 2]
+    assert [len(b) for b in prefix.budgeted(list("abcde"), [10, 11, 30, 2, 3], 8)] == [2, 1, 2]
     assert_exact(model, tokenizer, *rows(tokenizer), batch_size=8)
 
 

@@ -36,7 +36,8 @@ class HFOptions(Options):
         16,
         ge=1,
         description="Conversations per generate batch. Decoding reads every weight once per new token for the "
-        "whole batch, so on a CPU 16 rows cost about 1.3x the time of 8 (BENCHMARKS.md).",
+        "whole batch, so on a CPU 16 rows cost about 1.3x the time of 8 (BENCHMARKS.md). Long prompts get fewer "
+        "per batch: a batch's key/value cache stays within 1 GiB (textgen.GENERATION_CACHE_BYTES).",
     )
     allow_download: bool = Field(False, description="Let transformers fetch a hub id that is not cached.")
 

@@ -50,15 +50,17 @@ def _chunks(items: Sequence[Any], size: int) -> list[Sequence[Any]]:
     return [items[i : i + size] for i in range(0, len(items), size)]
 
 
-def _budgeted(items: Sequence[Any], lengths: Sequence[int], size: int) -> list[Sequence[Any]]:
+def budgeted(items: Sequence[Any], lengths: Sequence[int], size: int, budget: int | None = None) -> list[Sequence[Any]]:
     """Consecutive batches of at most `size` items whose padded length (items x longest) stays
-    within TAIL_POSITIONS: the logits of a batch (positions x vocabulary) bound peak memory."""
+    within `budget` positions (default TAIL_POSITIONS: the logits of a batch, positions x
+    vocabulary, bound peak memory); an item longer than the budget gets a batch of its own."""
+    budget = TAIL_POSITIONS if budget is None else budget
     batches: list[Sequence[Any]] = []
     start, longest = 0, 0
     for i, length in enumerate(lengths):
         count = i - start
         widest = max(longest, length)
-        if count and (count == size or (count + 1) * widest > TAIL_POSITIONS):
+        if count and (count == size or (count + 1) * widest > budget):
             batches.append(items[start:i])
             start, widest = i, length
         longest = widest
@@ -109,7 +111,7 @@ def forward_shared(
             for chunk in _chunks(keys, batch_size):
                 stage = run.contexts(chunk)
                 rows = [(local, row) for local, key in enumerate(chunk) for row in distinct[key]]
-                for part in _budgeted(rows, [len(continuations[row]) + 1 for _, row in rows], batch_size):
+                for part in budgeted(rows, [len(continuations[row]) + 1 for _, row in rows], batch_size):
                     tails = [[chunk[local][-1], *continuations[row]] for local, row in part]
                     starts = [len(contexts[row]) - 1 for _, row in part]
                     logits = run.tails(stage, [local for local, _ in part], tails, starts)

@@ -49,6 +49,23 @@ def check_context(model: Any, lengths: Sequence[int], new_tokens: int = 0) -> No
         )
 
 
+GENERATION_CACHE_BYTES = 1 << 30  # key/value cache one `generate` call may hold (rows x positions)
+
+
+def cache_bytes_per_position(model: Any) -> int | None:
+    """Bytes of key/value cache one token of one row takes (None when the config does not say)."""
+    config = getattr(model, "config", None)
+    config = config.get_text_config() if hasattr(config, "get_text_config") else config
+    layers = getattr(config, "num_hidden_layers", None)
+    heads = getattr(config, "num_attention_heads", None)
+    kv_heads = getattr(config, "num_key_value_heads", None) or heads
+    head_dim = getattr(config, "head_dim", None) or (getattr(config, "hidden_size", 0) // heads if heads else None)
+    if not all(isinstance(v, int) and v > 0 for v in (layers, kv_heads, head_dim)):
+        return None
+    element = next(model.parameters()).element_size()
+    return 2 * layers * kv_heads * head_dim * element
+
+
 def _left_padded(tokenizer: Any, texts: Sequence[str], device: Any) -> dict[str, Any]:
     side = tokenizer.padding_side
     tokenizer.padding_side = "left"
@@ -65,7 +82,7 @@ def generate(
     """`params.n` sampled (or greedy, at temperature 0) answers per conversation."""
     import torch
 
-    from dynalign_hf.prefix import generate_shared
+    from dynalign_hf.prefix import budgeted, generate_shared
 
     if params.seed is not None:
         torch.manual_seed(params.seed)
@@ -73,12 +90,17 @@ def generate(
     lengths = [len(tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts]
     check_context(model, lengths, params.max_new_tokens)
     sampling = params.temperature > 0
+    # a call holds every row's cache at once: long prompts (a teacher context with exemplars) get
+    # fewer conversations per call, so the cache stays within GENERATION_CACHE_BYTES
+    per_position = cache_bytes_per_position(model)
+    positions = [(length + params.max_new_tokens) * params.n for length in lengths]
+    budget = GENERATION_CACHE_BYTES // per_position if per_position else sum(positions)
     answers: list[list[str]] = []
     was_training = model.training
     model.eval()
     try:
-        for start in range(0, len(texts), batch_size):
-            batch = _left_padded(tokenizer, texts[start : start + batch_size], model.device)
+        for chunk in budgeted(range(len(texts)), positions, batch_size, budget):
+            batch = _left_padded(tokenizer, [texts[i] for i in chunk], model.device)
             # the n samples of a conversation share its prefill (instead of num_return_sequences)
             input_ids = batch["input_ids"].repeat_interleave(params.n, dim=0)
             with torch.no_grad():
