@@ -29,7 +29,7 @@ def main() -> None:
 
     value = load_registry().get("value", args.value).obj.with_teacher(Teacher(exemplars=args.exemplars))
     model = HFChatModel(HFOptions())
-    model.completion_logprobs([[{"role": "user", "content": "Hi."}]], ["Hello."])  # loaded
+    model.completion_logprobs([[{"role": "user", "content": "Hi."}]], ["Hello."])  # loads the model first
     loaded = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
     prompted = [with_system([{"role": "user", "content": p.prompt}], value.teacher_prompt()) for p in value.prompts]
     began = time.perf_counter()
