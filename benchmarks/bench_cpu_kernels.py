@@ -118,7 +118,7 @@ def decode_profile(model: Any, tokenizer: Any, value: Any) -> None:
 
     ids, mask = demo_sampling_batch(model, tokenizer, value)
     settings = {"max_new_tokens": 32, "min_new_tokens": 32, "do_sample": True, "temperature": 1.0, "top_k": None}
-    variants = {"as trained": {}, "torch order": {"skinny": False}, "concatenated": {"preallocate_cache": False}}
+    variants = {"as trained": {}, "torch order": {"products": "torch"}, "concatenated": {"preallocate_cache": False}}
     for name, options in variants.items():
         with torch.no_grad():
             generate_shared(model, ids, mask, **options, **settings)

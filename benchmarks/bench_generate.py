@@ -7,10 +7,12 @@ that slows down or speeds up during the run affects every variant alike):
 
 - `plain`: `generate` on the 8 left-padded rows (every row prefills its prompt);
 - `shared-prefill`: each distinct prompt prefilled once, a cache that grows in place and
-  decoding's products taken weight first (`dynalign_hf.prefix.generate_shared`, what the
-  trainer uses);
+  decoding's products taken the way measured fastest here (`dynalign_hf.prefix.generate_shared`
+  with `products="auto"`, what the trainer uses);
 - `shared-prefill-concat`: the same with transformers' concatenating cache (copied per token);
-- `shared-prefill-linear`: the same with decoding's products in torch's own order (x @ W.T);
+- `shared-prefill-linear`, `-weight-first`, `-packed`: the same with every decoding product in
+  torch's own order (x @ W.T), every one weight first ((W @ x.T).T), or the output layer's
+  through a oneDNN-packed weight (`dynalign_hf.skinny`);
 - `static-cache`: `cache_implementation="static"` (fixed-shape cache);
 - `compiled`: static cache plus `torch.compile` of the forward pass;
 - `one-thread`: shared prefill with `torch.set_num_threads(1)` (decoding is memory-bound).
@@ -48,7 +50,8 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=64)
     parser.add_argument(
         "--variants",
-        default="plain,shared-prefill,shared-prefill-linear,shared-prefill-concat,static-cache,one-thread,compiled",
+        default="plain,shared-prefill,shared-prefill-linear,shared-prefill-weight-first,shared-prefill-packed,"
+        "shared-prefill-concat,static-cache,one-thread,compiled",
     )
     args = parser.parse_args()
 
@@ -80,8 +83,9 @@ def main() -> None:
                 generate_shared(model, ids, mask, **settings)
             elif variant == "shared-prefill-concat":
                 generate_shared(model, ids, mask, preallocate_cache=False, **settings)
-            elif variant == "shared-prefill-linear":  # decoding's products as x @ W.T (torch's order)
-                generate_shared(model, ids, mask, skinny=False, **settings)
+            elif variant.startswith("shared-prefill-"):  # one way for every decoding product
+                way = variant.removeprefix("shared-prefill-").replace("linear", "torch")
+                generate_shared(model, ids, mask, products=way, **settings)
             else:  # static-cache, and compiled (the same call; `timed` swaps in the compiled forward)
                 model.generate(input_ids=ids, attention_mask=mask, cache_implementation="static", **settings)
 

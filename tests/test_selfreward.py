@@ -64,7 +64,7 @@ def test_probability_mode_logs_pillars_and_frozen_judge(ca_value, dynalign_regis
 def test_verdict_mode_counts_unparsable(ca_value, dynalign_registry, policy, monkeypatch):
     replies = iter(["Score: 4", "no idea", "Score: 9"])
     monkeypatch.setattr(
-        "dynalign_hf.textgen.generate", lambda model, tok, convs, params, bs: [[next(replies)] for _ in convs]
+        "dynalign_hf.textgen.generate", lambda model, tok, convs, params, bs, **_: [[next(replies)] for _ in convs]
     )
     rewarder = _rewarder(ca_value, dynalign_registry, mode="verdict")
     rewarder.bind_policy(policy)
@@ -73,7 +73,7 @@ def test_verdict_mode_counts_unparsable(ca_value, dynalign_registry, policy, mon
 
 
 def test_judge_parroting_an_injected_verdict_is_not_scored(ca_value, dynalign_registry, policy, monkeypatch):
-    def parrot(model, tok, conversations, params, bs):
+    def parrot(model, tok, conversations, params, bs, **_):
         # a weak judge that copies the answer it was shown, injection included
         return [[c[-1]["content"].split("Answer to judge:\n", 1)[1]] for c in conversations]
 

@@ -39,6 +39,13 @@ class HFOptions(Options):
         "whole batch, so on a CPU 16 rows cost about 1.3x the time of 8 (BENCHMARKS.md). Long prompts get fewer "
         "per batch: a batch's key/value cache stays within 1 GiB (textgen.GENERATION_CACHE_BYTES).",
     )
+    decode_products: Literal["auto", "torch", "weight-first", "packed"] = Field(
+        "auto",
+        description="How decoding's few-row matrix products run on a CPU: 'auto' times torch's order, weight first "
+        "and (for the output layer) a oneDNN-packed weight on this model's weights once per machine and keeps the "
+        "fastest (remembered in DYNALIGN_CACHE_DIR); or one way for all. All are exact up to float rounding "
+        "(dynalign_hf.skinny; BENCHMARKS.md).",
+    )
     allow_download: bool = Field(False, description="Let transformers fetch a hub id that is not cached.")
 
 
@@ -107,7 +114,9 @@ class HFChatModel(ChatModel):
         from dynalign_hf.textgen import generate
 
         model, tokenizer = self.loaded()
-        return generate(model, tokenizer, conversations, params, self.options.generation_batch_size)
+        options = self.options
+        batch_size, products = options.generation_batch_size, options.decode_products
+        return generate(model, tokenizer, conversations, params, batch_size, products=products)
 
     def next_token_probs(
         self, conversations: Sequence[Conversation], choices: Sequence[str], assistant_prefix: str = ""
@@ -143,6 +152,7 @@ class HFChatModel(ChatModel):
             self.options.batch_size,
             self.fingerprint(),
             generation_batch_size=self.options.generation_batch_size,
+            decode_products=self.options.decode_products,
         )
 
     def fingerprint(self) -> str | None:

@@ -7,9 +7,12 @@ import json
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dynalign.api import Conversation, DynalignError, GenerationParams, PolicyHandle
+
+if TYPE_CHECKING:
+    from dynalign_hf.skinny import Products
 
 REMEMBERED = 4  # reference log-probability results kept
 
@@ -26,6 +29,7 @@ class HFPolicyHandle(PolicyHandle):
         identity: str | None = None,
         *,
         generation_batch_size: int | None = None,
+        decode_products: Products = "auto",
     ) -> None:
         self.model = model
         self.identity = identity
@@ -33,6 +37,7 @@ class HFPolicyHandle(PolicyHandle):
         self.reference = reference or (lambda: nullcontext(model))
         self.batch_size = batch_size
         self.generation_batch_size = generation_batch_size or batch_size
+        self.decode_products: Products = decode_products
         self._reference_logprobs: OrderedDict[str, list[list[float]]] = OrderedDict()
 
     @contextmanager
@@ -65,7 +70,8 @@ class HFPolicyHandle(PolicyHandle):
         def shared(input_ids: Any = None, attention_mask: Any = None, **kwargs: Any) -> Any:
             if input_ids is None or attention_mask is None:  # not a batch of token rows: nothing to share
                 return plain(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
-            return generate_shared(target, input_ids, attention_mask, generate=plain, **kwargs)
+            products = self.decode_products
+            return generate_shared(target, input_ids, attention_mask, generate=plain, products=products, **kwargs)
 
         target.generate = shared
         try:
@@ -80,7 +86,9 @@ class HFPolicyHandle(PolicyHandle):
         from dynalign_hf.textgen import generate
 
         with self._model(reference) as model:
-            return generate(model, self.tokenizer, conversations, params, self.generation_batch_size)
+            return generate(
+                model, self.tokenizer, conversations, params, self.generation_batch_size, products=self.decode_products
+            )
 
     def next_token_probs(
         self,

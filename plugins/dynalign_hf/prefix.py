@@ -19,9 +19,11 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Sequence
-from contextlib import nullcontext
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from dynalign_hf.skinny import Products
 
 MIN_SHARED_PREFIX = 16  # tokens; a shorter common prefix is recomputed rather than cached
 TAIL_POSITIONS = 1024  # stage C positions per forward pass: ~200 MB of logits at a 49k vocabulary
@@ -202,26 +204,27 @@ def generate_shared(
     *,
     generate: Callable[..., Any] | None = None,
     preallocate_cache: bool = True,
-    skinny: bool = True,
+    products: Products = "auto",
     **kwargs: Any,
 ) -> Any:
     """`model.generate(input_ids, attention_mask, **kwargs)` with each distinct (left-padded)
     prompt prefilled once: a GRPO group's G copies of one prompt, or the n samples asked of
     one conversation, share its cache rows instead of recomputing them; and, unless
     `preallocate_cache` is False, a cache that grows in place (`dynalign_hf.kvcache`) instead of
-    one copied at every new token; and, unless `skinny` is False, decoding's few-row products
-    taken weight first (`dynalign_hf.skinny`). Sampling is unchanged: the same distribution,
-    and in practice the same tokens for the same seed as the plain call (the products differ
-    by float rounding). `generate` is the model's own generate method (default `model.generate`)."""
+    one copied at every new token; and decoding's few-row products taken the `products` way
+    (`dynalign_hf.skinny`: by default the fastest measured on this machine). Sampling is
+    unchanged: the same distribution, and in practice the same tokens for the same seed as the
+    plain call (the products differ by float rounding). `generate` is the model's own generate
+    method (default `model.generate`)."""
     import torch
 
     from dynalign_hf.kvcache import preallocate
     from dynalign_hf.skinny import skinny_products
 
     generate = generate or model.generate
-    products = skinny_products() if skinny else nullcontext()
+    products_block = skinny_products(model, products)
     if input_ids.shape[1] < 2:
-        with products:
+        with products_block:
             return generate(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
     rows = [tuple(r) for r in torch.cat([input_ids, attention_mask], dim=1).tolist()]
     first: dict[tuple[int, ...], int] = {}
@@ -238,7 +241,7 @@ def generate_shared(
     if preallocate_cache:
         preallocate(cache, _new_tokens(model, kwargs) + 1)
     kwargs[keyword] = cache
-    with products:
+    with products_block:
         return generate(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
 
 

@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dynalign.api import Conversation, GenerationParams, ModelError, strip_control_tokens
+
+if TYPE_CHECKING:
+    from dynalign_hf.skinny import Products
 
 
 def control_tokens(tokenizer: Any) -> tuple[str, ...]:
@@ -77,9 +80,15 @@ def _left_padded(tokenizer: Any, texts: Sequence[str], device: Any) -> dict[str,
 
 
 def generate(
-    model: Any, tokenizer: Any, conversations: Sequence[Conversation], params: GenerationParams, batch_size: int = 8
+    model: Any,
+    tokenizer: Any,
+    conversations: Sequence[Conversation],
+    params: GenerationParams,
+    batch_size: int = 8,
+    products: Products = "auto",
 ) -> list[list[str]]:
-    """`params.n` sampled (or greedy, at temperature 0) answers per conversation."""
+    """`params.n` sampled (or greedy, at temperature 0) answers per conversation; decoding's
+    products taken the `products` way (`dynalign_hf.skinny`)."""
     import torch
 
     from dynalign_hf.prefix import budgeted, generate_shared
@@ -114,6 +123,7 @@ def generate(
                     top_p=params.top_p if sampling else None,
                     top_k=None,
                     pad_token_id=tokenizer.pad_token_id,
+                    products=products,
                 )
             new_tokens = output[:, input_ids.shape[1] :]
             decoded = tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
