@@ -6,7 +6,8 @@ Prints one JSON line per measurement (SmolLM2-135M-Instruct, fp32, this machine'
   the loss: about 1,000 rows; the 49k-token output layer);
 - `linear-order`: a decode-sized product (1-128 rows by each of SmolLM2's weight shapes, the
   weights cycled through more copies than the caches hold, as in a forward pass) taken as
-  torch's `linear` (x @ W.T) and weight first ((W @ x.T).T, `dynalign_hf.skinny`);
+  torch's `linear` (x @ W.T), weight first ((W @ x.T).T) and, for the output layer, through a
+  oneDNN-packed weight: the ways `dynalign_hf.skinny` chooses among;
 - `decode-rows`: greedy decoding of 8, 16 and 32 CA prompts (what `generation_batch_size`
   trades): seconds per new token for the whole batch;
 - `decode-profile`: the top operators of sampling the demo's batch (2 prompts with CA's system
@@ -66,25 +67,24 @@ def linear_order() -> None:
     import torch
     import torch.nn.functional as F
 
-    from dynalign_hf.skinny import weight_first
+    from dynalign_hf.skinny import can_pack, packed_linear, weight_first
 
-    def torch_order(x: Any, weights: Any) -> Any:
-        return F.linear(x, next(weights))
+    ways = {"torch": F.linear, "weight_first": weight_first, "packed": packed_linear}
 
-    def reordered(x: Any, weights: Any) -> Any:
-        return weight_first(x, next(weights))
+    def product(way: str, x: Any, weights: Any) -> Any:
+        return ways[way](x, next(weights))
 
     for out_features, in_features in ((49152, 576), (1536, 576), (576, 1536), (576, 576), (192, 576)):
         count = max(2, 600_000_000 // (out_features * in_features * 4))  # more bytes than the caches hold
-        weights = itertools.cycle([torch.randn(out_features, in_features) for _ in range(count)])
-        for rows in (1, 8, 16, 32, 64, 128):
-            x = torch.randn(rows, in_features)
-            emit(
-                part="linear-order",
-                shape=f"{rows}x{in_features}x{out_features}",
-                torch_ms=round(seconds(partial(torch_order, x, weights), 20) * 1e3, 2),
-                weight_first_ms=round(seconds(partial(reordered, x, weights), 20) * 1e3, 2),
-            )
+        matrices = [torch.randn(out_features, in_features) for _ in range(count)]
+        weights = itertools.cycle(matrices)
+        # only the output layer is ever packed (dynalign_hf.skinny); packing happens on first use
+        timed = ["torch", "weight_first"] + (["packed"] if out_features > 10_000 and can_pack() else [])
+        with torch.no_grad():
+            for rows in (1, 8, 16, 32, 64, 128):
+                x = torch.randn(rows, in_features)
+                figures = {f"{way}_ms": round(seconds(partial(product, way, x, weights), 20) * 1e3, 2) for way in timed}
+                emit(part="linear-order", shape=f"{rows}x{in_features}x{out_features}", **figures)
 
 
 def decode_rows(model: Any, tokenizer: Any, value: Any) -> None:

@@ -142,7 +142,9 @@ def test_fixed_ways(routes: list[tuple[str, tuple[int, ...]]]) -> None:
     if skinny.can_pack():
         with torch.no_grad(), skinny_products(model, "packed"):
             model(x)
+            assert len(skinny._packs) == 1
         assert routes == [("packed_linear", (1024, 128))]  # the output layer only
+        assert skinny._packs == {}  # its packed copy is released with the block
 
 
 def test_linear_is_restored_after_the_block_nested_or_failed() -> None:

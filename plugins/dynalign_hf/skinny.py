@@ -7,9 +7,9 @@ depends on the CPU, so it is measured, not assumed (BENCHMARKS.md, issue 20 roun
 - `torch`: torch's own `linear`;
 - `weight-first`: the same product taken as (W @ x.T).T (1.1-2x faster for 8-64 rows on the
   2-core AMD EPYC of round 4, 1.2-1.6x *slower* for the layer weights on an Intel Xeon);
-- `packed`: the output layer's weight reordered once into oneDNN's blocked layout and kept
-  while it is unchanged (the 49k x 576 product of 8 rows: 14 -> 5.5 ms on that Xeon). Only the
-  output layer is packed, so the copy costs one matrix's memory, not the model's.
+- `packed`: the output layer's weight reordered once per generate call into oneDNN's blocked
+  layout (the 49k x 576 product of 8 rows: 14 -> 5.5 ms on that Xeon). Only the output layer
+  is packed, so the copy costs one matrix's memory (113 MB for SmolLM2), not the model's.
 
 With `auto` each (weight shape, rows) gets the fastest of these, timed on the model's own
 weights of that shape (cycled, so they come from memory as in a forward pass), once per
@@ -62,7 +62,9 @@ def can_pack() -> bool:
 
 def packed_weight(weight: torch.Tensor) -> torch.Tensor:
     """`weight` in oneDNN's blocked layout, made once and kept while the weight lives unchanged
-    (an in-place update, as a full fine-tuning step makes, packs it again)."""
+    (an in-place update, as a full fine-tuning step makes, packs it again) until the end of the
+    `skinny_products` block: packing takes 30-100 ms, a generate call's decoding saves seconds,
+    and the eval's base and aligned models do not hold a packed copy each."""
     key = id(weight)
     found = _packs.get(key)
     if found is not None and found[0]() is weight and found[1] == weight._version:
@@ -210,3 +212,4 @@ def skinny_products(model: Any = None, products: Products = "auto") -> Iterator[
         yield
     finally:
         F.linear = original
+        _packs.clear()  # a packed copy lives for one block (a generate call): one matrix at a time
