@@ -6,7 +6,7 @@ depends on the CPU, so it is measured, not assumed (BENCHMARKS.md, issue 20 roun
 
 - `torch`: torch's own `linear`;
 - `weight-first`: the same product taken as (W @ x.T).T (1.1-2x faster for 8-64 rows on the
-  2-core AMD EPYC of round 4, 1.2-1.6x *slower* for the layer weights on an Intel Xeon);
+  2-core AMD EPYC of round 4, 1.3-1.6x *slower* for the layer weights on an Intel Xeon);
 - `packed`: the output layer's weight reordered once per generate call into oneDNN's blocked
   layout (the 49k x 576 product of 8 rows: 14 -> 5.5 ms on that Xeon). Only the output layer
   is packed, so the copy costs one matrix's memory (113 MB for SmolLM2), not the model's.
@@ -127,7 +127,8 @@ class _Router:
 
     def __init__(self, model: Any, original: Linear, products: Products) -> None:
         self.original, self.products = original, products
-        self.output = getattr(model.get_output_embeddings(), "weight", None) if model is not None else None
+        output_layer = getattr(model, "get_output_embeddings", lambda: None)()
+        self.output = getattr(output_layer, "weight", None)
         self.weights: dict[tuple[int, int], list[torch.Tensor]] = {}
         for module in model.modules() if model is not None and products == "auto" else ():
             weight = getattr(module, "weight", None)
