@@ -50,6 +50,33 @@ def test_generation_batches_follow_their_own_size_scoring_keeps_its_own(tiny_mod
     assert scored.batch_size == 1 and scored.generation_batch_size == 3
 
 
+def test_decode_products_reach_every_sampling_call(tiny_model_dir, monkeypatch):
+    """The `decode_products` option reaches generate_shared from the backend, the policy handle
+    and the trainer's sampling (`shared_prefill`); an unknown way is refused."""
+    import dynalign_hf.prefix as prefix
+
+    ways: list[str] = []
+    original = prefix.generate_shared
+
+    def spying(model, input_ids, attention_mask, **kwargs):
+        ways.append(kwargs["products"])
+        return original(model, input_ids, attention_mask, **kwargs)
+
+    monkeypatch.setattr(prefix, "generate_shared", spying)
+    backend = HFChatModel(HFOptions(model=str(tiny_model_dir), decode_products="weight-first"))
+    handle = backend.policy_handle()
+    conversations = [[{"role": "user", "content": "Name a tree."}]]
+    for chat_model in (backend, handle):
+        chat_model.chat(conversations, GenerationParams(max_new_tokens=2, n=2, seed=0))
+    model, tokenizer = backend.loaded()
+    batch = tokenizer(["Name a tree.", "Name a river."], return_tensors="pt", padding=True)
+    with handle.shared_prefill():
+        model.generate(**batch, max_new_tokens=2, do_sample=False, pad_token_id=tokenizer.pad_token_id)
+    assert ways == ["weight-first"] * 3
+    with pytest.raises(ValueError, match="decode_products"):
+        HFOptions(model=str(tiny_model_dir), decode_products="fastest")
+
+
 def test_long_prompts_get_fewer_conversations_per_call_and_the_same_greedy_answers(
     tiny_model_dir, monkeypatch, generate_rows
 ):
