@@ -147,6 +147,16 @@ def test_fixed_ways(routes: list[tuple[str, tuple[int, ...]]]) -> None:
         assert skinny._packs == {}  # its packed copy is released with the block
 
 
+def test_packed_without_onednn_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    from dynalign.api import ModelError
+
+    monkeypatch.setattr(skinny, "can_pack", lambda: False)
+    original = F.linear
+    with pytest.raises(ModelError, match="use 'auto' or 'torch'"), skinny_products(Tiny(), "packed"):
+        pass
+    assert F.linear is original
+
+
 def test_linear_is_restored_after_the_block_nested_or_failed() -> None:
     original = F.linear
     with skinny_products(Tiny(), "weight-first"):

@@ -207,7 +207,9 @@ def skinny_products(model: Any = None, products: Products = "auto") -> Iterator[
         yield
         return
     if products == "packed" and not can_pack():
-        raise RuntimeError("decode_products = 'packed' needs torch with oneDNN (mkldnn); use 'auto' or 'torch'")
+        from dynalign.api import ModelError
+
+        raise ModelError("decode_products = 'packed' needs torch with oneDNN (mkldnn); use 'auto' or 'torch'")
     F.linear = _dispatching(original, _Router(model, original, products))
     try:
         yield
