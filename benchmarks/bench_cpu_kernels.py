@@ -61,29 +61,41 @@ def gemm() -> None:
             )
 
 
+def _product(way: str, x: Any, matrices: list[Any], packs: list[Any], turns: Any) -> Any:
+    """One decode-sized product `way`, by the next of `matrices` in turn."""
+    import torch.nn.functional as F
+
+    from dynalign_hf.skinny import packed_linear, weight_first
+
+    i = next(turns)
+    if way == "torch":
+        return F.linear(x, matrices[i])
+    if way == "weight_first":
+        return weight_first(x, matrices[i])
+    return packed_linear(x, matrices[i], None, packs[i])
+
+
 def linear_order() -> None:
     import itertools
 
     import torch
-    import torch.nn.functional as F
 
-    from dynalign_hf.skinny import can_pack, packed_linear, weight_first
-
-    ways = {"torch": F.linear, "weight_first": weight_first, "packed": packed_linear}
-
-    def product(way: str, x: Any, weights: Any) -> Any:
-        return ways[way](x, next(weights))
+    from dynalign_hf.skinny import can_pack, pack
 
     for out_features, in_features in ((49152, 576), (1536, 576), (576, 1536), (576, 576), (192, 576)):
         count = max(2, 600_000_000 // (out_features * in_features * 4))  # more bytes than the caches hold
         matrices = [torch.randn(out_features, in_features) for _ in range(count)]
-        weights = itertools.cycle(matrices)
-        # only the output layer is ever packed (dynalign_hf.skinny); packing happens on first use
-        timed = ["torch", "weight_first"] + (["packed"] if out_features > 10_000 and can_pack() else [])
+        # only the output layer is ever packed (dynalign_hf.skinny), once per generate call: packed ahead here
+        packs = [pack(m) for m in matrices] if out_features > 10_000 and can_pack() else []
+        ways = ["torch", "weight_first"] + (["packed"] if packs else [])
+        turns = itertools.cycle(range(count))
         with torch.no_grad():
             for rows in (1, 8, 16, 32, 64, 128):
                 x = torch.randn(rows, in_features)
-                figures = {f"{way}_ms": round(seconds(partial(product, way, x, weights), 20) * 1e3, 2) for way in timed}
+                figures = {
+                    f"{way}_ms": round(seconds(partial(_product, way, x, matrices, packs, turns), 20) * 1e3, 2)
+                    for way in ways
+                }
                 emit(part="linear-order", shape=f"{rows}x{in_features}x{out_features}", **figures)
 
 

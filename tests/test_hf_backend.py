@@ -22,47 +22,37 @@ def test_tiny_model_generates_n_samples_per_conversation(tiny_model_dir):
 
 
 @pytest.fixture
-def generate_rows(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """The rows of every `generate_shared` call made while the test runs, in order."""
+def generate_calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, dict]]:
+    """(rows, keyword arguments) of every `generate_shared` call made while the test runs, in order."""
     import dynalign_hf.prefix as prefix
 
-    rows: list[int] = []
+    calls: list[tuple[int, dict]] = []
     original = prefix.generate_shared
 
-    def counting(model, input_ids, attention_mask, **kwargs):
-        rows.append(int(input_ids.shape[0]))
+    def recording(model, input_ids, attention_mask, **kwargs):
+        calls.append((int(input_ids.shape[0]), kwargs))
         return original(model, input_ids, attention_mask, **kwargs)
 
-    monkeypatch.setattr(prefix, "generate_shared", counting)
-    return rows
+    monkeypatch.setattr(prefix, "generate_shared", recording)
+    return calls
 
 
 @pytest.mark.parametrize("handle", [False, True])
-def test_generation_batches_follow_their_own_size_scoring_keeps_its_own(tiny_model_dir, generate_rows, handle):
+def test_generation_batches_follow_their_own_size_scoring_keeps_its_own(tiny_model_dir, generate_calls, handle):
     """`generation_batch_size` sets the rows per generate call (backend and policy handle);
     `batch_size` still sets the scoring batches."""
     backend = HFChatModel(HFOptions(model=str(tiny_model_dir), batch_size=1, generation_batch_size=3))
     chat_model = backend.policy_handle() if handle else backend
     conversations = [[{"role": "user", "content": f"Name a {thing}."}] for thing in ("tree", "river", "song", "tool")]
     chat_model.chat(conversations, GenerationParams(max_new_tokens=3, n=2, seed=0))
-    assert generate_rows == [6, 2]  # 3 conversations x 2 samples, then the fourth
+    assert [rows for rows, _ in generate_calls] == [6, 2]  # 3 conversations x 2 samples, then the fourth
     scored = backend.policy_handle()
     assert scored.batch_size == 1 and scored.generation_batch_size == 3
 
 
-def test_decode_products_reach_every_sampling_call(tiny_model_dir, monkeypatch):
+def test_decode_products_reach_every_sampling_call(tiny_model_dir, generate_calls):
     """The `decode_products` option reaches generate_shared from the backend, the policy handle
     and the trainer's sampling (`shared_prefill`); an unknown way is refused."""
-    import dynalign_hf.prefix as prefix
-
-    ways: list[str] = []
-    original = prefix.generate_shared
-
-    def spying(model, input_ids, attention_mask, **kwargs):
-        ways.append(kwargs["products"])
-        return original(model, input_ids, attention_mask, **kwargs)
-
-    monkeypatch.setattr(prefix, "generate_shared", spying)
     backend = HFChatModel(HFOptions(model=str(tiny_model_dir), decode_products="weight-first"))
     handle = backend.policy_handle()
     conversations = [[{"role": "user", "content": "Name a tree."}]]
@@ -72,13 +62,13 @@ def test_decode_products_reach_every_sampling_call(tiny_model_dir, monkeypatch):
     batch = tokenizer(["Name a tree.", "Name a river."], return_tensors="pt", padding=True)
     with handle.shared_prefill():
         model.generate(**batch, max_new_tokens=2, do_sample=False, pad_token_id=tokenizer.pad_token_id)
-    assert ways == ["weight-first"] * 3
+    assert [kwargs["products"] for _, kwargs in generate_calls] == ["weight-first"] * 3
     with pytest.raises(ValueError, match="decode_products"):
         HFOptions(model=str(tiny_model_dir), decode_products="fastest")
 
 
 def test_long_prompts_get_fewer_conversations_per_call_and_the_same_greedy_answers(
-    tiny_model_dir, monkeypatch, generate_rows
+    tiny_model_dir, monkeypatch, generate_calls
 ):
     """A call's key/value cache (rows x positions) stays within GENERATION_CACHE_BYTES: the long
     conversation goes alone, the short ones share a call, and greedy answers do not change."""
@@ -106,7 +96,7 @@ def test_long_prompts_get_fewer_conversations_per_call_and_the_same_greedy_answe
     monkeypatch.setattr(textgen, "GENERATION_CACHE_BYTES", budget_positions * per_position)
     assert backend.chat(conversations, greedy) == unlimited
     # unlimited: all 8 rows in one call; limited: the two short ones, the long one alone, the last
-    assert generate_rows == [8, 4, 2, 2]
+    assert [rows for rows, _ in generate_calls] == [8, 4, 2, 2]
 
 
 def test_next_token_probs_are_a_distribution_over_choices(tiny_model_dir):

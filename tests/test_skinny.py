@@ -49,13 +49,23 @@ def test_every_way_equals_torchs_linear(way: Any, shape: tuple[int, ...], with_b
 
 
 @needs_onednn
-def test_a_packed_weight_is_packed_again_after_an_in_place_change() -> None:
-    x, weight = torch.randn(8, 64), torch.randn(96, 64)
+def test_the_output_layer_is_packed_once_per_block_so_training_between_blocks_counts(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    packed: list[tuple[int, ...]] = []
+    original = skinny.pack
+    monkeypatch.setattr(skinny, "pack", lambda w: packed.append(tuple(w.shape)) or original(w))
+    model, x = Tiny(), torch.randn(8, 128)
     with torch.no_grad():
-        first = packed_linear(x, weight)
-        assert skinny.packed_weight(weight) is skinny.packed_weight(weight)  # kept while unchanged
-        weight.mul_(2)  # as an optimizer step changes a fully fine-tuned weight
-        torch.testing.assert_close(packed_linear(x, weight), 2 * first, atol=1e-4, rtol=1e-5)
+        with skinny_products(model, "packed"):
+            model(x)
+            model(x)  # the next decoding step reuses the block's copy
+        assert packed == [(1024, 128)]
+        model.head.weight.mul_(2)  # as an optimizer step between two generate calls
+        with skinny_products(model, "packed"):
+            got = model(x)
+    assert packed == [(1024, 128)] * 2
+    torch.testing.assert_close(got, model(x), atol=1e-4, rtol=1e-5)
 
 
 def test_choose_takes_the_fastest_unless_torch_is_within_the_margin() -> None:
@@ -71,9 +81,9 @@ def routes(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, tuple[int, ...]]]
     for name in ("weight_first", "packed_linear"):
         original = getattr(skinny, name)
 
-        def spy(x: torch.Tensor, w: torch.Tensor, b: Any = None, _name: str = name, _f: Any = original) -> Any:
+        def spy(x: torch.Tensor, w: torch.Tensor, *rest: Any, _name: str = name, _f: Any = original) -> Any:
             seen.append((_name, tuple(w.shape)))
-            return _f(x, w, b)
+            return _f(x, w, *rest)
 
         monkeypatch.setattr(skinny, name, spy)
     return seen
@@ -142,9 +152,7 @@ def test_fixed_ways(routes: list[tuple[str, tuple[int, ...]]]) -> None:
     if skinny.can_pack():
         with torch.no_grad(), skinny_products(model, "packed"):
             model(x)
-            assert len(skinny._packs) == 1
         assert routes == [("packed_linear", (1024, 128))]  # the output layer only
-        assert skinny._packs == {}  # its packed copy is released with the block
 
 
 def test_packed_without_onednn_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -21,11 +21,11 @@ its distribution.
 
 from __future__ import annotations
 
+import functools
 import json
 import platform
 import statistics
 import time
-import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, Literal
@@ -52,7 +52,6 @@ def weight_first(input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor |
 
 
 _choices: dict[str, dict[str, str]] = {}  # measured ways by machine, rows and shapes
-_packs: dict[int, tuple[weakref.ref[torch.Tensor], int, torch.Tensor]] = {}
 
 
 def can_pack() -> bool:
@@ -60,24 +59,19 @@ def can_pack() -> bool:
     return torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_reorder_linear_weight")
 
 
-def packed_weight(weight: torch.Tensor) -> torch.Tensor:
-    """`weight` in oneDNN's blocked layout, made once and kept while the weight lives unchanged
-    (an in-place update, as a full fine-tuning step makes, packs it again) until the end of the
-    `skinny_products` block: packing takes 30-100 ms, a generate call's decoding saves seconds,
-    and the eval's base and aligned models do not hold a packed copy each."""
-    key = id(weight)
-    found = _packs.get(key)
-    if found is not None and found[0]() is weight and found[1] == weight._version:
-        return found[2]
-    packed = torch.ops.mkldnn._reorder_linear_weight(weight.detach(), 8)  # 8: a hint; any rows work
-    _packs[key] = (weakref.ref(weight, lambda _: _packs.pop(key, None)), weight._version, packed)
-    return packed
+def pack(weight: torch.Tensor) -> torch.Tensor:
+    """`weight` in oneDNN's blocked layout (30-100 ms for SmolLM2's output layer)."""
+    return torch.ops.mkldnn._reorder_linear_weight(weight.detach(), 8)  # 8: a hint; any rows work
 
 
-def packed_linear(input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
-    """`linear(input, weight, bias)` through oneDNN with `weight` packed once (`packed_weight`)."""
+def packed_linear(
+    input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None, packed: torch.Tensor | None = None
+) -> torch.Tensor:
+    """`linear(input, weight, bias)` through oneDNN, with `packed` = `pack(weight)` (made here
+    when not given)."""
+    packed = pack(weight) if packed is None else packed
     width = input.shape[-1]
-    out = torch.ops.mkldnn._linear_pointwise(input.reshape(-1, width), packed_weight(weight), bias, "none", [], "")
+    out = torch.ops.mkldnn._linear_pointwise(input.reshape(-1, width), packed, bias, "none", [], "")
     return out.reshape(*input.shape[:-1], weight.shape[0])
 
 
@@ -105,16 +99,21 @@ def choose(seconds: dict[str, list[float]]) -> str:
     return best if "torch" not in medians or medians[best] < MARGIN * medians["torch"] else "torch"
 
 
-def machine() -> dict[str, Any]:
-    """What a measured choice holds for: the CPU, its kernels' instruction set and threads."""
-    cpu = platform.processor()
+@functools.cache
+def _cpu_name() -> str:
+    """The CPU's model name (read once per process)."""
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as info:
-            cpu = next((line.split(":", 1)[1].strip() for line in info if line.startswith("model name")), cpu)
+            found = next((line.split(":", 1)[1].strip() for line in info if line.startswith("model name")), None)
     except OSError:
-        pass
+        found = None
+    return found or platform.processor()
+
+
+def machine() -> dict[str, Any]:
+    """What a measured choice holds for: the CPU, its kernels' instruction set and threads."""
     return {
-        "cpu": cpu,
+        "cpu": _cpu_name(),
         "arch": platform.machine(),
         "isa": torch.backends.cpu.get_cpu_capability(),
         "threads": torch.get_num_threads(),
@@ -136,18 +135,28 @@ class _Router:
                 if weight.device.type == "cpu" and weight.dtype == torch.float32:
                     self.weights.setdefault(tuple(weight.shape), []).append(weight)
         self.ways: dict[int, dict[str, str]] = {}
+        # the output layer packed for this block only (a generate call): packing costs 30-100 ms
+        # against seconds saved, a weight trained between calls is packed afresh, and the eval's
+        # base and aligned models never hold a packed copy each
+        self.packed_output: torch.Tensor | None = None
 
     def way(self, weight: torch.Tensor, rows: int) -> str:
         """`torch`, `weight-first` or `packed` for this product."""
         if self.products != "auto":
-            packs = self.products == "packed"
-            return self.products if not packs or weight is self.output else "torch"
-        if tuple(weight.shape) not in self.weights:
+            way = self.products
+        elif tuple(weight.shape) not in self.weights:
             return "torch"
-        if rows not in self.ways:
-            self.ways[rows] = self._measured(rows)
-        way = self.ways[rows].get("x".join(map(str, weight.shape)), "torch")
+        else:
+            if rows not in self.ways:
+                self.ways[rows] = self._measured(rows)
+            way = self.ways[rows].get("x".join(map(str, weight.shape)), "torch")
         return way if way != "packed" or weight is self.output else "torch"
+
+    def packed(self, input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+        """The output layer's product through its packed copy, made on first use in the block."""
+        if self.packed_output is None:
+            self.packed_output = pack(weight)
+        return packed_linear(input, weight, bias, self.packed_output)
 
     def _measured(self, rows: int) -> dict[str, str]:
         from dynalign.api import measure_once
@@ -167,7 +176,7 @@ class _Router:
         weights = self.weights[shape]
         ways: dict[str, Linear] = {"torch": self.original, "weight-first": weight_first}
         if can_pack() and any(w is self.output for w in weights):
-            weights, ways["packed"] = [w for w in weights if w is self.output], packed_linear
+            weights, ways["packed"] = [w for w in weights if w is self.output], self.packed
         # a private generator: measuring must not move the sampling's random stream
         x = torch.randn(rows, shape[1], generator=torch.Generator().manual_seed(0))
         seconds: dict[str, list[float]] = {way: [] for way in ways}
@@ -184,7 +193,7 @@ class _Router:
 
 def _dispatching(original: Linear, router: _Router) -> Linear:
     """`linear` that sends decode-sized products the routed way, everything else to `original`."""
-    ways: dict[str, Linear] = {"torch": original, "weight-first": weight_first, "packed": packed_linear}
+    ways: dict[str, Linear] = {"torch": original, "weight-first": weight_first, "packed": router.packed}
 
     def linear(input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
         if not _decode_sized(input, weight):
@@ -215,4 +224,3 @@ def skinny_products(model: Any = None, products: Products = "auto") -> Iterator[
         yield
     finally:
         F.linear = original
-        _packs.clear()  # a packed copy lives for one block (a generate call): one matrix at a time
