@@ -211,21 +211,32 @@ def generate_shared(
     prompt prefilled once: a GRPO group's G copies of one prompt, or the n samples asked of
     one conversation, share its cache rows instead of recomputing them; and, unless
     `preallocate_cache` is False, a cache that grows in place (`dynalign_hf.kvcache`) instead of
-    one copied at every new token; and decoding's few-row products taken the `products` way
-    (`dynalign_hf.skinny`: by default the fastest measured on this machine). Sampling is
-    unchanged: the same distribution, and in practice the same tokens for the same seed as the
-    plain call (the products differ by float rounding). `generate` is the model's own generate
-    method (default `model.generate`)."""
-    import torch
-
-    from dynalign_hf.kvcache import preallocate
+    one copied at every new token; decoding's few-row products taken the `products` way
+    (`dynalign_hf.skinny`: by default the fastest measured on this machine); and a LoRA
+    policy's active adapters merged into its weights for the call (`dynalign_hf.merged`).
+    Sampling is unchanged: the same distribution, and in practice the same tokens for the same
+    seed as the plain call (the products differ by float rounding). `generate` is the model's
+    own generate method (default `model.generate`)."""
+    from dynalign_hf.merged import merged_adapters
     from dynalign_hf.skinny import skinny_products
 
     generate = generate or model.generate
-    products_block = skinny_products(model, products)
-    if input_ids.shape[1] < 2:
-        with products_block:
+    with merged_adapters(model):
+        if input_ids.shape[1] >= 2:
+            kwargs = _prefilled_once(model, input_ids, attention_mask, preallocate_cache, kwargs)
+        with skinny_products(model, products):
             return generate(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
+
+
+def _prefilled_once(
+    model: Any, input_ids: Any, attention_mask: Any, preallocate_cache: bool, kwargs: dict[str, Any]
+) -> dict[str, Any]:
+    """`kwargs` plus the cache of every row's prompt but its last token, each distinct prompt
+    computed once and its cache rows gathered for the rows that repeat it."""
+    import torch
+
+    from dynalign_hf.kvcache import preallocate
+
     rows = [tuple(r) for r in torch.cat([input_ids, attention_mask], dim=1).tolist()]
     first: dict[tuple[int, ...], int] = {}
     inverse = [first.setdefault(r, len(first)) for r in rows]
@@ -240,9 +251,7 @@ def generate_shared(
         cache.batch_select_indices(torch.tensor(inverse, device=input_ids.device))
     if preallocate_cache:
         preallocate(cache, _new_tokens(model, kwargs) + 1)
-    kwargs[keyword] = cache
-    with products_block:
-        return generate(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
+    return {**kwargs, keyword: cache}
 
 
 def _new_tokens(model: Any, kwargs: dict[str, Any]) -> int:

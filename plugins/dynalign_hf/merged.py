@@ -1,0 +1,82 @@
+"""Sampling from a LoRA-trained policy through its adapters merged into one weight per layer.
+
+A LoRA layer computes `x @ W.T + scale * (x @ A.T) @ B.T`: for SmolLM2 with adapters on every
+linear layer, that is 630 small extra operations per decoding step (two products, a scaling
+and a sum per layer), each bound by its call overhead, not its arithmetic; on a 2-core CPU they
+took 15% of sampling a GRPO batch (BENCHMARKS.md, issue 20 round 7). Within
+`merged_adapters(model)`, every adapted linear layer computes no-grad passes with one weight
+`W + scale * B @ A`, made once on entry and dropped on exit (a copy of the adapted weights:
+425 MB for SmolLM2, for the length of one generate call). It is the same function up to float
+rounding, so sampling keeps its distribution (and in practice its tokens for a seed); the
+trained weights and adapters are not touched, and passes with gradients take the layer's own
+forward.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+
+def _lora_linear_class() -> type | None:
+    try:
+        from peft.tuners.lora.layer import Linear
+    except ImportError:  # no peft: nothing to merge
+        return None
+    return Linear
+
+
+def _active_adapters(module: Any) -> list[str]:
+    """The adapters of a peft LoRA linear layer that its forward would add, if every one is a
+    plain LoRA (no DoRA or other variant) that merging reproduces; else []."""
+    if module.merged or module.disable_adapters:
+        return []
+    names = [name for name in module.active_adapters if name in module.lora_A]
+    base = module.get_base_layer()
+    if type(base) is not torch.nn.Linear or not base.weight.dtype.is_floating_point:
+        return []  # quantized or otherwise special base layers keep their own forward
+    for name in names:
+        dropout = module.lora_dropout[name]
+        live_dropout = module.training and not isinstance(dropout, torch.nn.Identity) and dropout.p > 0
+        if name in module.lora_variant or live_dropout or module.lora_A[name].weight.dtype != base.weight.dtype:
+            return []
+    return names
+
+
+def _merged_forward(module: Any, weight: torch.Tensor) -> Any:
+    """`module`'s forward that takes no-grad passes through `weight` (its merged weight)."""
+    own = type(module).forward
+    bias = module.get_base_layer().bias
+
+    def forward(x: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
+        if args or kwargs or torch.is_grad_enabled() or x.dtype != weight.dtype:
+            return own(module, x, *args, **kwargs)
+        return F.linear(x, weight, bias)
+
+    return forward
+
+
+@contextmanager
+def merged_adapters(model: Any) -> Iterator[int]:
+    """Within the block, `model`'s LoRA linear layers compute no-grad passes with their active
+    adapters merged into a temporary weight. Yields how many layers were merged (0 for a model
+    without adapters, or with adapters disabled, as the reference policy is)."""
+    lora_linear = _lora_linear_class()
+    merged: list[Any] = []
+    try:
+        with torch.no_grad():
+            for module in model.modules() if lora_linear is not None else ():
+                names = _active_adapters(module) if isinstance(module, lora_linear) else []
+                if names:
+                    weight = module.get_base_layer().weight.detach()
+                    weight = weight + sum(module.get_delta_weight(name).detach() for name in names)
+                    module.forward = _merged_forward(module, weight)
+                    merged.append(module)
+        yield len(merged)
+    finally:
+        for module in merged:
+            del module.forward  # the class's own forward shows through again

@@ -1,0 +1,125 @@
+"""Sampling through merged LoRA adapters (`dynalign_hf.merged`): the same function as the
+adapted model, nothing trained is touched, and gradients still reach the adapters."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import torch
+
+PROMPT = "Explain tides to a child in two sentences, please."
+
+
+def fresh(tiny_model_dir: Any) -> tuple[Any, Any]:
+    """The tiny model, loaded for this test alone (`load_model` shares one per process)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    return AutoModelForCausalLM.from_pretrained(tiny_model_dir), AutoTokenizer.from_pretrained(tiny_model_dir)
+
+
+def adapted(tiny_model_dir: Any, scale: float = 0.05, **lora: Any) -> tuple[Any, Any]:
+    """The tiny model with a LoRA adapter on every linear layer, its B matrices non-zero (as
+    after training: a fresh adapter adds nothing, so merging it would prove nothing)."""
+    from peft import LoraConfig, get_peft_model
+
+    model, tokenizer = fresh(tiny_model_dir)
+    config = LoraConfig(r=4, lora_alpha=8, target_modules="all-linear", task_type="CAUSAL_LM", **lora)
+    model = get_peft_model(model, config)
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            if "lora_B" in name:
+                parameter.copy_(torch.randn(parameter.shape, generator=generator) * scale)
+    return model, tokenizer
+
+
+def lora_layers(model: Any) -> list[Any]:
+    from peft.tuners.lora.layer import Linear
+
+    return [m for m in model.modules() if isinstance(m, Linear)]
+
+
+def test_merged_layers_compute_what_the_adapters_compute_and_leave_the_model_as_it_was(tiny_model_dir):
+    from dynalign_hf.merged import merged_adapters
+
+    model, _ = adapted(tiny_model_dir)
+    model.eval()
+    ids = torch.randint(3, 200, (2, 9), generator=torch.Generator().manual_seed(1))
+    before = {name: p.detach().clone() for name, p in model.named_parameters()}
+    with torch.no_grad():
+        want = model(input_ids=ids).logits
+        with merged_adapters(model) as count:
+            assert count == len(lora_layers(model)) > 0
+            got = model(input_ids=ids).logits
+    assert got == pytest.approx(want, abs=1e-5)
+    assert not torch.equal(got, model.get_base_model()(input_ids=ids).logits)  # the adapter counts
+    assert all("forward" not in vars(layer) for layer in lora_layers(model))
+    assert all(torch.equal(p, before[name]) for name, p in model.named_parameters())
+
+
+def test_sampling_through_merged_adapters_gives_the_adapted_models_tokens(tiny_model_dir):
+    from dynalign_hf.prefix import generate_shared
+    from dynalign_hf.textgen import _left_padded, render
+
+    model, tokenizer = adapted(tiny_model_dir, scale=1.0)  # an adapter that changes what is sampled
+    batch = _left_padded(tokenizer, [render(tokenizer, [{"role": "user", "content": PROMPT}])], "cpu")
+    ids, mask = batch["input_ids"].repeat_interleave(3, 0), batch["attention_mask"].repeat_interleave(3, 0)
+    settings = {"max_new_tokens": 12, "min_new_tokens": 12, "do_sample": True, "temperature": 1.0, "top_k": None}
+    torch.manual_seed(3)
+    plain = model.generate(input_ids=ids, attention_mask=mask, **settings)
+    torch.manual_seed(3)
+    assert torch.equal(generate_shared(model, ids, mask, **settings), plain)
+    with model.disable_adapter():
+        torch.manual_seed(3)
+        assert not torch.equal(model.generate(input_ids=ids, attention_mask=mask, **settings), plain)
+
+
+def test_gradients_inside_the_block_reach_the_adapters(tiny_model_dir):
+    """A pass with gradients takes the layer's own forward: training never sees the merged copy."""
+    from dynalign_hf.merged import merged_adapters
+
+    model, _ = adapted(tiny_model_dir)
+    ids = torch.randint(3, 200, (1, 6), generator=torch.Generator().manual_seed(2))
+    with merged_adapters(model):
+        model(input_ids=ids).logits.sum().backward()
+    grads = [p.grad for name, p in model.named_parameters() if "lora_A" in name]
+    assert grads and all(g is not None and g.abs().sum() > 0 for g in grads)
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["adapters disabled (the reference policy)", "DoRA", "dropout while training", "no adapter"],
+)
+def test_what_merging_would_change_is_left_alone(tiny_model_dir, case):
+    from dynalign_hf.merged import merged_adapters
+
+    if case == "no adapter":
+        model, _ = fresh(tiny_model_dir)
+        with merged_adapters(model) as count:
+            assert count == 0
+        return
+    lora = {"use_dora": True} if case == "DoRA" else {"lora_dropout": 0.1} if case.startswith("dropout") else {}
+    model, _ = adapted(tiny_model_dir, **lora)
+    model.train(case.startswith("dropout"))
+    if case.startswith("adapters disabled"):
+        with model.disable_adapter(), merged_adapters(model) as count:
+            assert count == 0
+        return
+    with merged_adapters(model) as count:
+        assert count == 0
+    model.eval()  # dropout is off in eval mode: then merging changes nothing, and happens
+    if case.startswith("dropout"):
+        with merged_adapters(model) as count:
+            assert count == len(lora_layers(model))
+
+
+def test_forwards_are_restored_when_the_block_fails(tiny_model_dir):
+    from dynalign_hf.merged import merged_adapters
+
+    model, _ = adapted(tiny_model_dir)
+    model.eval()
+    with pytest.raises(RuntimeError, match="boom"), merged_adapters(model):
+        assert all("forward" in vars(layer) for layer in lora_layers(model))
+        raise RuntimeError("boom")
+    assert all("forward" not in vars(layer) for layer in lora_layers(model))
