@@ -10,6 +10,7 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import TYPE_CHECKING, Any
 
 from dynalign.api import Conversation, DynalignError, GenerationParams, PolicyHandle
+from dynalign_hf.prefix_store import PrefixStore
 
 if TYPE_CHECKING:
     from dynalign_hf.skinny import Products
@@ -39,6 +40,8 @@ class HFPolicyHandle(PolicyHandle):
         self.generation_batch_size = generation_batch_size or batch_size
         self.decode_products: Products = decode_products
         self._reference_logprobs: OrderedDict[str, list[list[float]]] = OrderedDict()
+        # the reference never changes, so its prefix caches (a system prompt, a rubric) outlive a call
+        self._reference_prefixes = PrefixStore()
 
     @contextmanager
     def _model(self, reference: bool) -> Any:
@@ -50,6 +53,10 @@ class HFPolicyHandle(PolicyHandle):
         else:
             yield self.model
 
+    def _prefixes(self, reference: bool) -> PrefixStore | None:
+        """Where prefix caches are kept across calls: for the reference only (the live model trains)."""
+        return self._reference_prefixes if reference else None
+
     def fingerprint(self) -> str | None:
         """The initial weights' identity, as the backend that made this handle knows it."""
         return self.identity
@@ -58,6 +65,7 @@ class HFPolicyHandle(PolicyHandle):
         """Drop the model, its reference and remembered results (rewarders keep the handle)."""
         self.model = self.reference = None
         self._reference_logprobs.clear()
+        self._reference_prefixes.clear()
 
     @contextmanager
     def shared_prefill(self) -> Iterator[None]:
@@ -103,7 +111,7 @@ class HFPolicyHandle(PolicyHandle):
 
         texts = [render(self.tokenizer, c, assistant_prefix) for c in conversations]
         with self._model(reference) as model:
-            return next_token_probs(model, self.tokenizer, texts, choices, self.batch_size)
+            return next_token_probs(model, self.tokenizer, texts, choices, self.batch_size, self._prefixes(reference))
 
     def completion_logprobs(
         self,
@@ -122,7 +130,9 @@ class HFPolicyHandle(PolicyHandle):
         if key in self._reference_logprobs:
             return self._reference_logprobs[key]
         with self._model(reference) as model:
-            result = completion_logprobs(model, self.tokenizer, texts, completions, self.batch_size)
+            result = completion_logprobs(
+                model, self.tokenizer, texts, completions, self.batch_size, self._prefixes(reference)
+            )
         if reference:
             self._reference_logprobs[key] = result
             while len(self._reference_logprobs) > REMEMBERED:
@@ -143,4 +153,6 @@ class HFPolicyHandle(PolicyHandle):
 
         texts = [render(self.tokenizer, c) for c in conversations]
         with self._model(reference) as model:
-            return completion_topk(model, self.tokenizer, texts, completions, k, self.batch_size)
+            return completion_topk(
+                model, self.tokenizer, texts, completions, k, self.batch_size, self._prefixes(reference)
+            )

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from dynalign_hf.prefix_store import PrefixStore
     from dynalign_hf.skinny import Products
 
 MIN_SHARED_PREFIX = 16  # tokens; a shorter common prefix is recomputed rather than cached
@@ -88,10 +89,14 @@ def forward_shared(
     *,
     pad_id: int,
     batch_size: int = 8,
+    prefixes: PrefixStore | None = None,
 ) -> list[Any]:
     """`reduce(row, logits)` for every row, where `logits` (len(continuation) + 1, vocab) are
     the model's logits predicting each continuation token and then the next one. No gradients;
-    the model is put in eval mode for the call. Every context needs at least one token."""
+    the model is put in eval mode for the call. Every context needs at least one token. With
+    `prefixes` (only for a model that never changes), the shared prefix's cache is taken from
+    it when it holds one (then the shared part is the stored prefix: what follows it is run as
+    each context's own) and kept in it otherwise."""
     import torch
 
     if any(not c for c in contexts):
@@ -103,13 +108,21 @@ def forward_shared(
         distinct.setdefault(tuple(context), []).append(row)
     keys = list(distinct)
     shared = common_prefix_length(keys)
+    stored = prefixes.longest(keys[0][:shared], MIN_SHARED_PREFIX) if prefixes is not None else None
+    if stored is not None:
+        shared = stored[0]
     run = _SharedPass(model, shared if shared >= MIN_SHARED_PREFIX else 0, pad_id)
     results: list[Any] = [None] * len(contexts)
     was_training = model.training
     model.eval()
     try:
         with torch.no_grad():
-            run.prefill(keys[0])
+            if stored is not None:
+                run.prefix = stored[1]
+            else:
+                run.prefill(keys[0])
+                if prefixes is not None and run.prefix is not None:
+                    prefixes.put(keys[0][: run.shared], run.prefix)
             for chunk in _chunks(keys, batch_size):
                 stage = run.contexts(chunk)
                 rows = [(local, row) for local, key in enumerate(chunk) for row in distinct[key]]

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from dynalign.api import Conversation, GenerationParams, ModelError, strip_control_tokens
 
 if TYPE_CHECKING:
+    from dynalign_hf.prefix_store import PrefixStore
     from dynalign_hf.skinny import Products
 
 
@@ -146,7 +147,12 @@ def choice_token_ids(tokenizer: Any, choices: Sequence[str]) -> list[int]:
 
 
 def next_token_probs(
-    model: Any, tokenizer: Any, texts: Sequence[str], choices: Sequence[str], batch_size: int = 8
+    model: Any,
+    tokenizer: Any,
+    texts: Sequence[str],
+    choices: Sequence[str],
+    batch_size: int = 8,
+    prefixes: PrefixStore | None = None,
 ) -> list[dict[str, float]]:
     """For each already-rendered text, the probability of each choice as the next token.
 
@@ -165,9 +171,9 @@ def next_token_probs(
         probs = torch.softmax(logits[-1], dim=-1)[ids]
         return {c: float(p) for c, p in zip(choices, probs.tolist())}
 
-    return forward_shared(
-        model, token_lists, [[] for _ in texts], reduce, pad_id=_pad_id(tokenizer), batch_size=batch_size
-    )
+    pad_id = _pad_id(tokenizer)
+    empty: list[list[int]] = [[] for _ in texts]
+    return forward_shared(model, token_lists, empty, reduce, pad_id=pad_id, batch_size=batch_size, prefixes=prefixes)
 
 
 def _pad_id(tokenizer: Any) -> int:
@@ -188,6 +194,7 @@ def completion_logprobs(
     texts: Sequence[str],
     completions: Sequence[str | Sequence[int]],
     batch_size: int = 8,
+    prefixes: PrefixStore | None = None,
 ) -> list[list[float]]:
     """log p(token | rendered text, earlier completion tokens) for every completion token.
 
@@ -209,7 +216,8 @@ def completion_logprobs(
         target = torch.tensor(answer, device=logps.device)
         return logps.gather(1, target[:, None]).squeeze(1).tolist()
 
-    return forward_shared(model, contexts, answers, reduce, pad_id=_pad_id(tokenizer), batch_size=batch_size)
+    pad_id = _pad_id(tokenizer)
+    return forward_shared(model, contexts, answers, reduce, pad_id=pad_id, batch_size=batch_size, prefixes=prefixes)
 
 
 def _scoring_rows(
@@ -229,6 +237,7 @@ def completion_topk(
     completions: Sequence[str | Sequence[int]],
     k: int,
     batch_size: int = 8,
+    prefixes: PrefixStore | None = None,
 ) -> list[tuple[list[list[int]], list[list[float]]]]:
     """Per completion: at each of its positions, the model's k most likely next tokens and their
     log-probabilities, given the rendered text and the earlier completion tokens (shared
@@ -244,4 +253,5 @@ def completion_topk(
         top = torch.log_softmax(logits[:width], dim=-1).topk(k, dim=-1)
         return top.indices.tolist(), top.values.tolist()
 
-    return forward_shared(model, contexts, answers, reduce, pad_id=_pad_id(tokenizer), batch_size=batch_size)
+    pad_id = _pad_id(tokenizer)
+    return forward_shared(model, contexts, answers, reduce, pad_id=pad_id, batch_size=batch_size, prefixes=prefixes)
