@@ -1,9 +1,9 @@
 """Sampling from a LoRA-trained policy through its adapters merged into one weight per layer.
 
-A LoRA layer computes `x @ W.T + scale * (x @ A.T) @ B.T`: for SmolLM2 with adapters on every
-linear layer, that is 630 small extra operations per decoding step (two products, a scaling
-and a sum per layer), each bound by its call overhead, not its arithmetic; on a 2-core CPU they
-took 15% of sampling a GRPO batch (BENCHMARKS.md, issue 20 round 7). Within
+A LoRA layer computes `x @ W.T + scale * (x @ A.T) @ B.T`: for SmolLM2 with adapters on all
+210 linear layers, that is 840 small extra operations per decoding step (two products, a
+scaling and a sum per layer), each bound by its call overhead, not its arithmetic; on a 2-core
+CPU they took about 15% of sampling a GRPO batch (BENCHMARKS.md, issue 20 round 7). Within
 `merged_adapters(model)`, every adapted linear layer computes no-grad passes with one weight
 `W + scale * B @ A`, made once on entry and dropped on exit (a copy of the adapted weights:
 425 MB for SmolLM2, for the length of one generate call). It is the same function up to float
@@ -39,10 +39,12 @@ def _active_adapters(module: Any) -> list[str]:
     base = module.get_base_layer()
     if type(base) is not torch.nn.Linear or not base.weight.dtype.is_floating_point:
         return []  # quantized or otherwise special base layers keep their own forward
+    variants = getattr(module, "lora_variant", None) or {}  # peft's DoRA and the like
     for name in names:
         dropout = module.lora_dropout[name]
         live_dropout = module.training and not isinstance(dropout, torch.nn.Identity) and dropout.p > 0
-        if name in module.lora_variant or live_dropout or module.lora_A[name].weight.dtype != base.weight.dtype:
+        variant = name in variants or (getattr(module, "use_dora", None) or {}).get(name, False)
+        if variant or live_dropout or module.lora_A[name].weight.dtype != base.weight.dtype:
             return []
     return names
 
