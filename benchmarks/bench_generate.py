@@ -1,15 +1,18 @@
 """Sampling on a CPU: which way of calling `generate` is fastest for a GRPO step's batch?
 
 The batch is the demo's: 2 prompts (CA's system prompt + a task) x 4 samples, 64 new tokens,
-temperature 1, on SmolLM2-135M-Instruct wrapped in the demo's LoRA adapter (as the trainer
-samples). Variants, each warmed up once, then timed in turn, `--repeats` rounds (so a machine
-that slows down or speeds up during the run affects every variant alike):
+temperature 1, on SmolLM2-135M-Instruct wrapped in a LoRA adapter shaped as the demo's (as the
+trainer samples; its B matrices non-zero, as after training). Variants, each warmed up once,
+then timed in turn, `--repeats` rounds (so a machine that slows down or speeds up during the
+run affects every variant alike):
 
 - `plain`: `generate` on the 8 left-padded rows (every row prefills its prompt);
 - `shared-prefill`: each distinct prompt prefilled once, a cache that grows in place and
   decoding's products taken the way measured fastest here (`dynalign_hf.prefix.generate_shared`
   with `products="auto"`, what the trainer uses);
 - `shared-prefill-concat`: the same with transformers' concatenating cache (copied per token);
+- `shared-prefill-unmerged`: the same with the LoRA adapter's own forward (two small products
+  per layer) instead of its weights merged for the call (`dynalign_hf.merged`);
 - `shared-prefill-linear`, `-weight-first`, `-packed`: the same with every decoding product in
   torch's own order (x @ W.T), every one weight first ((W @ x.T).T), or the output layer's
   through a oneDNN-packed weight (`dynalign_hf.skinny`);
@@ -27,6 +30,7 @@ import json
 import statistics
 import time
 from typing import Any
+from unittest.mock import patch
 
 
 def demo_sampling_batch(model: Any, tokenizer: Any, value: Any) -> tuple[Any, Any]:
@@ -50,8 +54,8 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=64)
     parser.add_argument(
         "--variants",
-        default="plain,shared-prefill,shared-prefill-linear,shared-prefill-weight-first,shared-prefill-packed,"
-        "shared-prefill-concat,static-cache,one-thread,compiled",
+        default="plain,shared-prefill,shared-prefill-unmerged,shared-prefill-linear,shared-prefill-weight-first,"
+        "shared-prefill-packed,shared-prefill-concat,static-cache,one-thread,compiled",
     )
     args = parser.parse_args()
 
@@ -65,6 +69,11 @@ def main() -> None:
     value = load_registry().get("value", "ca").obj
     model, tokenizer = HFChatModel().loaded()
     model = get_peft_model(model, LoraConfig(r=16, lora_alpha=32, target_modules="all-linear", task_type="CAUSAL_LM"))
+    with torch.no_grad():  # a trained-looking adapter: a fresh one (B = 0) adds nothing to the logits
+        generator = torch.Generator().manual_seed(0)
+        for name, parameter in model.named_parameters():
+            if "lora_B" in name:
+                parameter.copy_(torch.randn(parameter.shape, generator=generator) * 0.01)
     ids, mask = demo_sampling_batch(model, tokenizer, value)
     settings = {
         "max_new_tokens": args.tokens,
@@ -83,6 +92,9 @@ def main() -> None:
                 generate_shared(model, ids, mask, **settings)
             elif variant == "shared-prefill-concat":
                 generate_shared(model, ids, mask, preallocate_cache=False, **settings)
+            elif variant == "shared-prefill-unmerged":
+                with patch("dynalign_hf.merged._lora_linear_class", lambda: None):  # finds no LoRA layer
+                    generate_shared(model, ids, mask, **settings)
             elif variant.startswith("shared-prefill-"):  # one way for every decoding product
                 way = variant.removeprefix("shared-prefill-").replace("linear", "torch")
                 generate_shared(model, ids, mask, products=way, **settings)
