@@ -7,9 +7,9 @@ CPU they took about 15% of sampling a GRPO batch (BENCHMARKS.md, issue 20 round 
 `merged_adapters(model)`, every adapted linear layer computes no-grad passes with one weight
 `W + scale * B @ A`, made once on entry and dropped on exit (a copy of the adapted weights:
 425 MB for SmolLM2, for the length of one generate call). It is the same function up to float
-rounding, so sampling keeps its distribution (and in practice its tokens for a seed); the
-trained weights and adapters are not touched, and passes with gradients take the layer's own
-forward.
+rounding, so sampling keeps its distribution (and almost always its tokens for a seed: a near
+tie between two tokens can tip, as one did in 12 steps of 8 x 48 tokens); the trained weights
+and adapters are not touched, and passes with gradients take the layer's own forward.
 """
 
 from __future__ import annotations

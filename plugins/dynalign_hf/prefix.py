@@ -227,9 +227,9 @@ def generate_shared(
     one copied at every new token; decoding's few-row products taken the `products` way
     (`dynalign_hf.skinny`: by default the fastest measured on this machine); and a LoRA
     policy's active adapters merged into its weights for the call (`dynalign_hf.merged`).
-    Sampling is unchanged: the same distribution, and in practice the same tokens for the same
-    seed as the plain call (the products differ by float rounding). `generate` is the model's
-    own generate method (default `model.generate`)."""
+    Sampling is unchanged: the same distribution, and almost always the same tokens for the
+    same seed as the plain call (the products differ by float rounding, which can tip a near
+    tie). `generate` is the model's own generate method (default `model.generate`)."""
     from dynalign_hf.merged import merged_adapters
     from dynalign_hf.skinny import skinny_products
 
