@@ -149,8 +149,8 @@ def test_a_short_auto_run_picks_contrast_and_moves_the_value_prompt_into_the_wei
     prompts = [
         json.loads(line)["prompt"] for line in (tmp_path / "run/prompts/held_out.jsonl").read_text().splitlines()
     ]
-    # 8 samples a prompt: with 4, the interval's lower end moved across 0 with a single sampled token
-    # (the same trained weights gave [-0.31, 0.55] in one process and [0.005, 0.51] in another)
+    # 8 samples a prompt: with 4, the interval's lower end crossed 0 when the samples differed by
+    # float rounding (the same trained weights gave [-0.31, 0.55] in one process, [0.005, 0.51] in another)
     gap = gap_closed(value, base, aligned, prompts, samples=8, max_new_tokens=48, resamples=500)
     # the policy without the system prompt moved toward itself with it: KL to the prompted base fell
     assert gap["kl_aligned_nats"] < gap["kl_base_nats"] and gap["ci95"][0] > 0, gap
