@@ -3,6 +3,8 @@ adapted model, nothing trained is touched, and gradients still reach the adapter
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -123,3 +125,16 @@ def test_forwards_are_restored_when_the_block_fails(tiny_model_dir):
         assert all("forward" in vars(layer) for layer in lora_layers(model))
         raise RuntimeError("boom")
     assert all("forward" not in vars(layer) for layer in lora_layers(model))
+
+
+def test_sampling_without_adapters_does_not_import_peft():
+    """peft costs seconds to import; a process that never made a LoRA model never pays for it."""
+    code = (
+        "import sys, torch\n"
+        "from dynalign_hf.merged import merged_adapters\n"
+        "with merged_adapters(torch.nn.Sequential(torch.nn.Linear(2, 2))) as count:\n"
+        "    assert count == 0\n"
+        "assert 'peft' not in sys.modules, 'peft was imported'\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
