@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import pytest
@@ -55,6 +56,16 @@ def assert_exact(model: Any, tokenizer: Any, texts: list[str], answers: list[str
         assert got == pytest.approx(want, abs=1e-4)
 
 
+def assert_probs_exact(model: Any, tokenizer: Any, texts: list[str], shared: list[dict], tolerance: float) -> None:
+    """Each text's next-token probabilities of the digits equal those of the text run alone."""
+    ids = [tokenizer.encode(c, add_special_tokens=False)[0] for c in "012345"]
+    with torch.no_grad():
+        for text, got in zip(texts, shared):
+            logits = model(input_ids=torch.tensor([tokenizer(text, add_special_tokens=False)["input_ids"]])).logits
+            want = torch.softmax(logits[0, -1].float(), dim=-1)[ids].tolist()
+            assert [got[c] for c in "012345"] == pytest.approx(want, abs=tolerance)
+
+
 @pytest.mark.parametrize("batch_size", [1, 2, 8])
 @pytest.mark.parametrize("system", [SYSTEM, None, ""])
 def test_completion_logprobs_equal_the_plain_computation(tiny_model_dir, batch_size, system):
@@ -83,20 +94,20 @@ def test_nothing_to_score_is_no_pass(tiny_model_dir):
     assert next_token_probs(model, tokenizer, [], list("012345")) == []
 
 
-def test_next_token_probs_equal_the_plain_computation(tiny_model_dir):
+def test_next_token_probs_equal_the_plain_computation(tiny_model_dir, monkeypatch):
     from dynalign_hf.backend import load_model
     from dynalign_hf.textgen import next_token_probs
 
     model, tokenizer = load_model(str(tiny_model_dir))
     texts, answers = rows(tokenizer)
     judged = [t + a + " Score: " for t, a in zip(texts, answers)]
+    passes: list[int] = []
+    forward = model.forward
+    monkeypatch.setattr(model, "forward", lambda *a, **k: passes.append(1) or forward(*a, **k))
     shared = next_token_probs(model, tokenizer, judged, list("012345"), batch_size=3)
-    ids = [tokenizer.encode(c, add_special_tokens=False)[0] for c in "012345"]
-    with torch.no_grad():
-        for text, got in zip(judged, shared):
-            logits = model(input_ids=torch.tensor([tokenizer(text, add_special_tokens=False)["input_ids"]])).logits
-            want = torch.softmax(logits[0, -1].float(), dim=-1)[ids].tolist()
-            assert [got[c] for c in "012345"] == pytest.approx(want, abs=1e-5)
+    monkeypatch.undo()
+    assert len(passes) == 1 + len(judged) // 3  # the shared prefix, then one pass per batch (no tail pass)
+    assert_probs_exact(model, tokenizer, judged, shared, 1e-5)
 
 
 def test_shared_prefixes_are_computed_once(tiny_model_dir, monkeypatch):
@@ -128,10 +139,69 @@ def test_shared_prefixes_are_computed_once(tiny_model_dir, monkeypatch):
     assert sum(ran) <= sum(len(c) for c in distinct) + answer_tokens + len(texts)
 
 
+def test_scoring_attends_to_the_prefix_apart_and_stays_exact(tiny_model_dir, monkeypatch):
+    from dynalign_hf import cascade
+    from dynalign_hf.backend import load_model
+
+    model, tokenizer = load_model(str(tiny_model_dir))
+    with_prefix: list[int] = []
+    attention = cascade.shared_prefix_attention
+
+    def spying(*args: Any, **kwargs: Any) -> Any:
+        with_prefix.append(cascade.KEYWORD in kwargs)
+        return attention(*args, **kwargs)
+
+    monkeypatch.setattr(cascade, "shared_prefix_attention", spying)
+    assert_exact(model, tokenizer, *rows(tokenizer), batch_size=4)
+    assert with_prefix and all(with_prefix)  # stages B and C, every layer
+    assert model.config._attn_implementation == "sdpa"  # put back after the call
+
+
+def test_a_model_whose_layers_ignore_the_prefix_gets_it_copied(tiny_model_dir, monkeypatch):
+    from dynalign_hf import cascade
+    from dynalign_hf.backend import load_model
+
+    model, tokenizer = load_model(str(tiny_model_dir))
+    monkeypatch.setattr(cascade, "_IGNORING", set())
+    entered: list[bool] = []
+
+    def plain(model: Any) -> Any:  # the model keeps sdpa, which drops the prefix it is handed
+        entered.append(True)
+        return contextlib.nullcontext()
+
+    monkeypatch.setattr(cascade, "attending_to", plain)
+    assert_exact(model, tokenizer, *rows(tokenizer), batch_size=4)  # not a number without the prefix
+    assert entered == [True]  # found out at the first pass, then the copying path
+    assert not cascade.supports(model)
+    with pytest.raises(cascade.PrefixIgnored, match="ran in 0 of 2 layers"):
+        cascade.check_attended(model, cascade.SharedPrefix(None), 2)
+
+
+def test_models_it_cannot_serve_keep_the_copying_path(tiny_model_dir, monkeypatch):
+    from dynalign_hf import cascade
+    from dynalign_hf.backend import load_model
+
+    model, tokenizer = load_model(str(tiny_model_dir))  # shared in the process: changes are undone
+    assert cascade.supports(model)
+    monkeypatch.setattr(model.config, "sliding_window", 4, raising=False)
+    assert not cascade.supports(model)
+    monkeypatch.setattr(model.config, "sliding_window", None)
+    monkeypatch.setattr(model.config, "_attn_implementation", "flex_attention")
+    assert not cascade.supports(model)
+    monkeypatch.setattr(model.config, "_attn_implementation", "eager")  # eager attends through the function too
+    assert cascade.supports(model)
+    monkeypatch.setattr(model.config, "_attn_implementation", "sdpa")
+
+    monkeypatch.setattr(cascade, "supports", lambda model: False)
+    monkeypatch.setattr(cascade, "attending_to", None)  # never entered on the copying path
+    assert_exact(model, tokenizer, *rows(tokenizer), batch_size=4)
+
+
 @pytest.mark.model
 def test_shared_prefix_is_exact_on_smollm2():
+    from dynalign.api import SCORE_PREFIX, pointwise_messages
     from dynalign_hf.backend import load_model, resolve_model_path
-    from dynalign_hf.textgen import render
+    from dynalign_hf.textgen import next_token_probs, render
     from dynalign_value_ca import collective_agency
 
     model, tokenizer = load_model(resolve_model_path("embedded:smollm2-135m-instruct"))
@@ -148,6 +218,11 @@ def test_shared_prefix_is_exact_on_smollm2():
             texts.append(render(tokenizer, conversation))
             answers.append(answer)
     assert_exact(model, tokenizer, texts, answers, batch_size=4)
+
+    # the judge's rubric (about 950 tokens) is the prefix every judged answer shares
+    judged = [render(tokenizer, pointwise_messages(value, p.prompt, p.better), SCORE_PREFIX) for p in pairs[:2]]
+    shared = next_token_probs(model, tokenizer, judged, list("012345"), batch_size=2)
+    assert_probs_exact(model, tokenizer, judged, shared, 1e-4)
 
 
 def test_generation_prefills_each_distinct_prompt_once(tiny_model_dir, monkeypatch):

@@ -10,9 +10,13 @@ two answers) share their whole context. `forward_shared` runs in three stages, e
      (the cache rows are gathered, not recomputed).
 
 Stage C's logits at position j predict continuation token j (and, after the last one, the
-token that would follow). Padding sits between a row's context and its tail, masked out, and
-every real token gets its true position, so the result equals the unshared computation up to
-float rounding (tests check 1e-4 on log-probabilities).
+token that would follow). A batch of contexts with nothing after them (a judge's prompts, which
+need only the next token's distribution) runs B and C as one pass, the output layer on each
+context's last position only. Padding sits between a row's context and its tail, masked out,
+and every real token gets its true position, so the result equals the unshared computation up
+to float rounding (tests check 1e-4 on log-probabilities). Stages B and C attend to A's prefix
+without copying it per row where the model allows (`dynalign_hf.cascade`); their caches then
+hold the rows' own tokens only.
 """
 
 from __future__ import annotations
@@ -97,6 +101,25 @@ def forward_shared(
     `prefixes` (only for a model that never changes), the shared prefix's cache is taken from
     it when it holds one (then the shared part is the stored prefix: what follows it is run as
     each context's own) and kept in it otherwise."""
+    from dynalign_hf.cascade import PrefixIgnored
+
+    arguments: dict[str, Any] = {"pad_id": pad_id, "batch_size": batch_size, "prefixes": prefixes}
+    try:
+        return _forward_shared(model, contexts, continuations, reduce, **arguments)
+    except PrefixIgnored:  # the model's layers attend their own way: run again with the prefix copied
+        return _forward_shared(model, contexts, continuations, reduce, **arguments)
+
+
+def _forward_shared(
+    model: Any,
+    contexts: Sequence[Sequence[int]],
+    continuations: Sequence[Sequence[int]],
+    reduce: Reduce,
+    *,
+    pad_id: int,
+    batch_size: int = 8,
+    prefixes: PrefixStore | None = None,
+) -> list[Any]:
     import torch
 
     if any(not c for c in contexts):
@@ -124,6 +147,12 @@ def forward_shared(
                 if prefixes is not None and run.prefix is not None:
                     prefixes.put(keys[0][: run.shared], run.prefix)
             for chunk in _chunks(keys, batch_size):
+                if not any(continuations[row] for key in chunk for row in distinct[key]):
+                    last = run.last_logits(chunk)
+                    for local, key in enumerate(chunk):
+                        for row in distinct[key]:
+                            results[row] = reduce(row, last[local : local + 1].float())
+                    continue
                 stage = run.contexts(chunk)
                 rows = [(local, row) for local, key in enumerate(chunk) for row in distinct[key]]
                 for part in budgeted(rows, [len(continuations[row]) + 1 for _, row in rows], batch_size):
@@ -150,15 +179,28 @@ class _SharedPass:
     """The three stages of `forward_shared` on one model."""
 
     def __init__(self, model: Any, shared: int, pad_id: int) -> None:
+        from dynalign_hf.cascade import supports
+
         self.model, self.shared, self.pad_id = model, shared, pad_id
         self.device = model.device
         self.prefix: Any = None
         self.keyword = "cache"
+        # stages B and C attend to the prefix without a copy per row (`dynalign_hf.cascade`):
+        # their caches then hold the rows' own tokens only
+        self.apart = bool(shared) and supports(model)
 
     def _run(self, cache: Any, **inputs: Any) -> Any:
+        from dynalign_hf.cascade import KEYWORD, SharedPrefix, attending_to, check_attended
+
         if cache is not None:
             inputs[self.keyword] = cache
-        output = self.model(use_cache=True, **inputs)
+        if not (self.apart and self.prefix is not None):  # stage A, or a model that needs the copies
+            output = self.model(use_cache=True, **inputs)
+        else:
+            shared = SharedPrefix(self.prefix)
+            with attending_to(self.model):
+                output = self.model(use_cache=True, **inputs, **{KEYWORD: shared})
+            check_attended(self.model, shared, len(self.prefix.layers))
         self.keyword = cache_keyword(output)
         return output
 
@@ -180,19 +222,42 @@ class _SharedPass:
 
     def contexts(self, chunk: Sequence[tuple[int, ...]]) -> _ContextStage:
         """Stage B: each context of `chunk` up to (not including) its last token."""
-        import torch
-
         ids, mask = _right_padded([key[self.shared : -1] for key in chunk], self.pad_id, self.device)
-        cache = None
-        if self.prefix is not None:
-            cache = copy.deepcopy(self.prefix)
-            cache.batch_repeat_interleave(len(chunk))
+        cache = self._prefix_rows(len(chunk))
         if ids.shape[1] == 0:
             return _ContextStage(cache, mask)
-        attention = torch.cat([self._ones(len(chunk)), mask], dim=1)
-        positions = (self.shared + torch.arange(ids.shape[1], device=self.device)).expand(len(chunk), -1)
-        output = self._run(cache, input_ids=ids, attention_mask=attention, position_ids=positions, logits_to_keep=1)
+        output = self._own_tokens(cache, ids, mask, logits_to_keep=1)
         return _ContextStage(self._cache(output), mask)
+
+    def last_logits(self, chunk: Sequence[tuple[int, ...]]) -> Any:
+        """Stages B and C in one pass, for contexts with nothing after them: the logits
+        (len(chunk), vocab) each context of `chunk` gives its next token."""
+        import torch
+
+        ids, mask = _right_padded([key[self.shared :] for key in chunk], self.pad_id, self.device)
+        lasts = mask.sum(dim=1) - 1
+        keep = torch.unique(lasts)  # the head runs on these columns only (sorted)
+        output = self._own_tokens(self._prefix_rows(len(chunk)), ids, mask, logits_to_keep=keep)
+        return output.logits[torch.arange(len(chunk), device=self.device), torch.searchsorted(keep, lasts)]
+
+    def _prefix_rows(self, rows: int) -> Any:
+        """The cache a batch of `rows` starts from: the prefix's, one copy per row, when the
+        model attends to it through its cache (None when there is no prefix or it is apart)."""
+        if self.prefix is None or self.apart:
+            return None
+        cache = copy.deepcopy(self.prefix)
+        cache.batch_repeat_interleave(rows)
+        return cache
+
+    def _own_tokens(self, cache: Any, ids: Any, mask: Any, logits_to_keep: Any) -> Any:
+        """A forward pass over right-padded tokens that follow the shared prefix."""
+        import torch
+
+        attention = mask if self.apart else torch.cat([self._ones(len(ids)), mask], dim=1)
+        positions = (self.shared + torch.arange(ids.shape[1], device=self.device)).expand(len(ids), -1)
+        return self._run(
+            cache, input_ids=ids, attention_mask=attention, position_ids=positions, logits_to_keep=logits_to_keep
+        )
 
     def tails(self, stage: _ContextStage, locals_: list[int], tails: list[list[int]], starts: list[int]) -> Any:
         """Stage C: logits of each tail (a context's last token, then the continuation) on the
@@ -205,7 +270,12 @@ class _SharedPass:
         if stage.cache is not None:
             cache = copy.deepcopy(stage.cache)
             cache.batch_select_indices(index)
-        attention = torch.cat([self._ones(len(tails)), stage.middle_mask[index], tail_mask], dim=1)
+        seen = (
+            [stage.middle_mask[index], tail_mask]
+            if self.apart
+            else [self._ones(len(tails)), stage.middle_mask[index], tail_mask]
+        )
+        attention = torch.cat(seen, dim=1)
         positions = torch.tensor(starts, device=self.device)[:, None] + torch.arange(ids.shape[1], device=self.device)
         return self._run(cache, input_ids=ids, attention_mask=attention, position_ids=positions).logits
 
