@@ -37,7 +37,10 @@ DEMO = HERE.parent / "examples" / "configs" / "demo.toml"
 
 
 def _context(run_dir: Path | None = None) -> tuple:
-    from dynalign.api import RunContext
+    try:
+        from dynalign.api import RunContext
+    except ImportError:  # the code of 44507cd, which the issue was filed on, had no public api module
+        from dynalign.context import RunContext
     from dynalign.plugins import load_registry
 
     registry = load_registry()

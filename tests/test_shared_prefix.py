@@ -219,7 +219,7 @@ def test_shared_prefix_is_exact_on_smollm2():
             answers.append(answer)
     assert_exact(model, tokenizer, texts, answers, batch_size=4)
 
-    # the judge's rubric (about 950 tokens) is the prefix every judged answer shares
+    # the judge's rubric (882 tokens) is the prefix every judged answer shares
     judged = [render(tokenizer, pointwise_messages(value, p.prompt, p.better), SCORE_PREFIX) for p in pairs[:2]]
     shared = next_token_probs(model, tokenizer, judged, list("012345"), batch_size=2)
     assert_probs_exact(model, tokenizer, judged, shared, 1e-4)
