@@ -91,6 +91,20 @@ def test_the_attention_implementation_is_put_back_when_a_pass_fails(tiny_model_d
     assert model.config._attn_implementation == "sdpa"
 
 
+def test_overlapping_entries_put_it_back_at_the_last_exit(tiny_model_dir):
+    from dynalign_hf.backend import load_model
+    from dynalign_hf.cascade import NAME, attending_to
+
+    model, _ = load_model(str(tiny_model_dir))
+    first, second = attending_to(model), attending_to(model)
+    first.__enter__()
+    second.__enter__()
+    first.__exit__(None, None, None)  # another thread's pass is still running
+    assert model.config._attn_implementation == NAME
+    second.__exit__(None, None, None)
+    assert model.config._attn_implementation == "sdpa"
+
+
 def test_accelerators_keep_the_copying_path():
     from dynalign_hf.cascade import supports
 

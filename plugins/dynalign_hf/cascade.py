@@ -22,6 +22,7 @@ keep the copying path.
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -37,6 +38,8 @@ class PrefixIgnored(RuntimeError):
 
 
 _IGNORING: set[type] = set()  # model classes seen attending their own way: they keep the copies
+_ENTERED: dict[int, tuple[int, Any]] = {}  # per model config: entries still open, its own implementation
+_ENTERING = threading.Lock()
 
 
 @dataclass
@@ -99,16 +102,24 @@ def _register() -> None:
 @contextmanager
 def attending_to(model: Any) -> Iterator[None]:
     """While entered, `model`'s attention is the shared-prefix function (which falls back to
-    sdpa for a call that carries no prefix); for models that `supports`."""
+    sdpa for a call that carries no prefix); for models that `supports`. Entries may overlap
+    (threads scoring with one model): the model's own implementation returns with the last exit."""
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
     config = base.config
     _register()
-    was = config._attn_implementation
-    config._attn_implementation = NAME
+    with _ENTERING:
+        count, was = _ENTERED.get(id(config), (0, config._attn_implementation))
+        _ENTERED[id(config)] = (count + 1, was)
+        config._attn_implementation = NAME
     try:
         yield
     finally:
-        config._attn_implementation = was
+        with _ENTERING:
+            count, was = _ENTERED.pop(id(config))
+            if count > 1:
+                _ENTERED[id(config)] = (count - 1, was)
+            else:
+                config._attn_implementation = was
 
 
 def shared_prefix_attention(
