@@ -21,9 +21,10 @@ keep the copying path.
 
 from __future__ import annotations
 
+import functools
 import math
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -89,6 +90,20 @@ def check_attended(model: Any, shared: SharedPrefix, layers: int) -> None:
         base = model.get_base_model() if hasattr(model, "get_base_model") else model
         _IGNORING.add(type(base))
         raise PrefixIgnored(f"shared-prefix attention ran in {shared.uses} of {layers} layers")
+
+
+def redone_with_copies_if_ignored(function: Callable[..., Any]) -> Callable[..., Any]:
+    """`function` (a scoring pass), run once more if a layer ignored the shared prefix: by
+    then the model's class keeps the copying path, so the second run gives the right numbers."""
+
+    @functools.wraps(function)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return function(*args, **kwargs)
+        except PrefixIgnored:
+            return function(*args, **kwargs)
+
+    return run
 
 
 def _register() -> None:

@@ -26,6 +26,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from dynalign_hf.cascade import redone_with_copies_if_ignored
+
 if TYPE_CHECKING:
     from dynalign_hf.prefix_store import PrefixStore
     from dynalign_hf.skinny import Products
@@ -85,6 +87,7 @@ def _right_padded(rows: Sequence[Sequence[int]], pad: int, device: Any) -> tuple
     return ids.reshape(len(rows), width), mask.reshape(len(rows), width)
 
 
+@redone_with_copies_if_ignored
 def forward_shared(
     model: Any,
     contexts: Sequence[Sequence[int]],
@@ -100,26 +103,8 @@ def forward_shared(
     the model is put in eval mode for the call. Every context needs at least one token. With
     `prefixes` (only for a model that never changes), the shared prefix's cache is taken from
     it when it holds one (then the shared part is the stored prefix: what follows it is run as
-    each context's own) and kept in it otherwise."""
-    from dynalign_hf.cascade import PrefixIgnored
-
-    arguments: dict[str, Any] = {"pad_id": pad_id, "batch_size": batch_size, "prefixes": prefixes}
-    try:
-        return _forward_shared(model, contexts, continuations, reduce, **arguments)
-    except PrefixIgnored:  # the model's layers attend their own way: run again with the prefix copied
-        return _forward_shared(model, contexts, continuations, reduce, **arguments)
-
-
-def _forward_shared(
-    model: Any,
-    contexts: Sequence[Sequence[int]],
-    continuations: Sequence[Sequence[int]],
-    reduce: Reduce,
-    *,
-    pad_id: int,
-    batch_size: int = 8,
-    prefixes: PrefixStore | None = None,
-) -> list[Any]:
+    each context's own) and kept in it otherwise. A call whose model turns out to attend its own
+    way, without the prefix apart (`dynalign_hf.cascade`), is redone with the prefix copied."""
     import torch
 
     if any(not c for c in contexts):
