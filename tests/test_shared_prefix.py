@@ -144,16 +144,16 @@ def test_scoring_attends_to_the_prefix_apart_and_stays_exact(tiny_model_dir, mon
     from dynalign_hf.backend import load_model
 
     model, tokenizer = load_model(str(tiny_model_dir))
-    with_prefix: list[int] = []
-    attention = cascade.shared_prefix_attention
+    passes: list[tuple[int, int]] = []  # (layers that attended to the prefix apart, layers)
+    check = cascade.check_attended
 
-    def spying(*args: Any, **kwargs: Any) -> Any:
-        with_prefix.append(cascade.KEYWORD in kwargs)
-        return attention(*args, **kwargs)
+    def counting(model: Any, shared: Any, layers: int) -> None:
+        passes.append((shared.uses, layers))
+        check(model, shared, layers)
 
-    monkeypatch.setattr(cascade, "shared_prefix_attention", spying)
+    monkeypatch.setattr(cascade, "check_attended", counting)
     assert_exact(model, tokenizer, *rows(tokenizer), batch_size=4)
-    assert with_prefix and all(with_prefix)  # stages B and C, every layer
+    assert passes and all(uses == layers == 2 for uses, layers in passes)  # stages B and C, every layer
     assert model.config._attn_implementation == "sdpa"  # put back after the call
 
 

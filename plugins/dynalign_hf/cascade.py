@@ -65,7 +65,7 @@ def supports(model: Any) -> bool:
         from transformers.modeling_utils import AttentionInterface  # noqa: F401
     except ImportError:
         return False
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    base = _base(model)
     config = getattr(base, "config", None)
     text = config.get_text_config() if hasattr(config, "get_text_config") else config
     layer_types = getattr(text, "layer_types", None)
@@ -87,7 +87,7 @@ def check_attended(model: Any, shared: SharedPrefix, layers: int) -> None:
     """Raise `PrefixIgnored` (and keep `model`'s class on the copying path from now on) unless
     all `layers` attended to `shared`."""
     if shared.uses != layers:
-        base = model.get_base_model() if hasattr(model, "get_base_model") else model
+        base = _base(model)
         _IGNORING.add(type(base))
         raise PrefixIgnored(f"shared-prefix attention ran in {shared.uses} of {layers} layers")
 
@@ -106,6 +106,12 @@ def redone_with_copies_if_ignored(function: Callable[..., Any]) -> Callable[...,
     return run
 
 
+def _base(model: Any) -> Any:
+    """The transformers model under a peft wrapper (the model itself when unwrapped)."""
+    return model.get_base_model() if hasattr(model, "get_base_model") else model
+
+
+@functools.cache
 def _register() -> None:
     from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, sdpa_mask
     from transformers.modeling_utils import AttentionInterface
@@ -119,7 +125,7 @@ def attending_to(model: Any) -> Iterator[None]:
     """While entered, `model`'s attention is the shared-prefix function (which falls back to
     sdpa for a call that carries no prefix); for models that `supports`. Entries may overlap
     (threads scoring with one model): the model's own implementation returns with the last exit."""
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    base = _base(model)
     config = base.config
     _register()
     with _ENTERING:

@@ -132,14 +132,13 @@ def forward_shared(
                 if prefixes is not None and run.prefix is not None:
                     prefixes.put(keys[0][: run.shared], run.prefix)
             for chunk in _chunks(keys, batch_size):
-                if not any(continuations[row] for key in chunk for row in distinct[key]):
+                rows = [(local, row) for local, key in enumerate(chunk) for row in distinct[key]]
+                if not any(continuations[row] for _, row in rows):  # nothing follows: B and C in one pass
                     last = run.last_logits(chunk)
-                    for local, key in enumerate(chunk):
-                        for row in distinct[key]:
-                            results[row] = reduce(row, last[local : local + 1].float())
+                    for local, row in rows:
+                        results[row] = reduce(row, last[local : local + 1].float())
                     continue
                 stage = run.contexts(chunk)
-                rows = [(local, row) for local, key in enumerate(chunk) for row in distinct[key]]
                 for part in budgeted(rows, [len(continuations[row]) + 1 for _, row in rows], batch_size):
                     tails = [[chunk[local][-1], *continuations[row]] for local, row in part]
                     starts = [len(contexts[row]) - 1 for _, row in part]
