@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from dynalign_grpo import plain_head
 from dynalign_grpo.shared_prompt import can_share, shared_prompt_logps
 
 PROMPTS = ["Plan a street party.", "How do I share a garden with my neighbours, fairly?"]
@@ -109,6 +110,36 @@ def test_shared_prompt_loss_equals_trls_pass(tiny_model_dir, tmp_path, ca_value,
     """Same loss, gradient, log-probabilities and entropies as TRL's pass over every row's whole
     prompt, with gradient checkpointing on (TRL's default), while embedding fewer tokens."""
     _assert_shared_equals_plain(_trainer(tiny_model_dir, tmp_path, ca_value, lora=lora), 1e-5)
+
+
+@pytest.mark.parametrize("head", ["plain", "fused"])
+def test_either_head_gives_trls_numbers_at_a_temperature_with_an_entropy_bonus(
+    tiny_model_dir, tmp_path, ca_value, monkeypatch, head
+):
+    """On a CPU the shared pass takes the model's own logits while they fit (`plain_head`), TRL's
+    fused head past `HEAD_BYTES`; both give TRL's numbers at a temperature other than 1, with the
+    entropy bonus on (so the entropies' gradient counts too)."""
+    if head == "fused":
+        monkeypatch.setattr(plain_head, "HEAD_BYTES", 0)
+    modes = []
+    original = plain_head.completion_logps
+    monkeypatch.setattr(plain_head, "completion_logps", lambda *a: modes.append(a[-1]) or original(*a))
+    trainer = _trainer(tiny_model_dir, tmp_path, ca_value, lora=True, temperature=0.7, trl={"entropy_coef": 0.05})
+    assert trainer._entropy_bonus_enabled and trainer.temperature == 0.7
+    _assert_shared_equals_plain(trainer, 1e-5)
+    assert modes == (["grad"] if head == "plain" else [])
+
+
+def test_the_plain_head_is_for_cpu_logits_that_fit(tiny_model_dir, monkeypatch):
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    vocabulary = model.get_output_embeddings().weight.shape[0]
+    monkeypatch.setattr(plain_head, "HEAD_BYTES", 8 * 64 * vocabulary * 4)
+    assert plain_head.fits(model, 8, 64)
+    assert not plain_head.fits(model, 8, 65)
+    assert not plain_head.fits(model.to(torch.bfloat16), 8, 64)  # TRL's head keeps its own casting rules
+    assert not plain_head.fits(object(), 8, 64)
 
 
 @pytest.mark.model

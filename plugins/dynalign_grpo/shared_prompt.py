@@ -30,6 +30,8 @@ import torch
 from transformers.cache_utils import DynamicCache, DynamicLayer
 
 from dynalign.api import DynalignError
+from dynalign_grpo import plain_head
+from dynalign_grpo.plain_head import Entropy
 
 
 class _RecordingLayer(DynamicLayer):
@@ -162,19 +164,32 @@ def tail_forward(
 
 
 def shared_prompt_logps(
-    model: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor, completion_width: int
+    model: Any,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor,
+    completion_width: int,
+    temperature: float = 1.0,
+    entropy: Entropy = "detached",
 ) -> tuple[torch.Tensor, torch.Tensor | None] | None:
-    """Per-token log-probabilities (B, completion_width) and entropies (None if the fused head
-    gives none) of the completions in `input_ids`, through TRL's fused head (which `model`
-    carries), each distinct prompt computed once (`tail_forward`; None as there)."""
+    """Per-token log-probabilities (B, completion_width) and entropies (None when `entropy` is
+    `none`, or TRL's fused head gives none) of the completions in `input_ids` at `temperature`,
+    each distinct prompt computed once (`tail_forward`; None as there). On a CPU, logits that fit
+    go through `dynalign_grpo.plain_head`, others through TRL's fused head (which `model` carries)."""
     tail = input_ids[:, -completion_width - 1 :]
+    if plain_head.fits(model, len(input_ids), completion_width):
+        positions = torch.arange(completion_width, device=input_ids.device)  # the last prompt token's on
+        output = tail_forward(model, input_ids, attention_mask, completion_width, logits_to_keep=positions)
+        if output is None:
+            return None
+        mask = attention_mask[:, -completion_width:]
+        return plain_head.completion_logps(output.logits, tail[:, 1:], mask, temperature, entropy)
     labels = tail.masked_fill(attention_mask[:, -completion_width - 1 :] == 0, -100)
     labels[:, 0] = -100  # the prompt's last token is context, as in TRL's pass
     output = tail_forward(model, input_ids, attention_mask, completion_width, labels=labels, fused_lm_head=True)
     if output is None:
         return None
-    entropy = output.entropy[:, -completion_width:] if output.entropy is not None else None
-    return output.log_probs[:, -completion_width:], entropy
+    entropies = output.entropy[:, -completion_width:] if output.entropy is not None and entropy != "none" else None
+    return output.log_probs[:, -completion_width:], entropies
 
 
 class SharedPromptLoss:
@@ -200,17 +215,23 @@ class SharedPromptLoss:
             return super()._get_per_token_logps_and_entropies(  # type: ignore[misc]
                 model, input_ids, attention_mask, logits_to_keep, batch_size, **kwargs
             )
+        want_entropy = kwargs.get("compute_entropy", False)
+        # TRL's entropy bonus differentiates the entropy; otherwise it only feeds metrics and masks
+        bonus = getattr(self, "_entropy_bonus_enabled", True)
+        entropy_mode: Entropy = "none" if not want_entropy else "grad" if bonus else "detached"
+        temperature = self.temperature  # type: ignore[attr-defined]
         logps, entropies = [], []
         for start in range(0, input_ids.size(0), size):
             rows = slice(start, start + size)
             with self.accelerator.autocast():  # type: ignore[attr-defined]
-                shared = shared_prompt_logps(model, input_ids[rows], attention_mask[rows], logits_to_keep)
+                shared = shared_prompt_logps(
+                    model, input_ids[rows], attention_mask[rows], logits_to_keep, temperature, entropy_mode
+                )
             if shared is None:
                 shared = super()._get_per_token_logps_and_entropies(  # type: ignore[misc]
                     model, input_ids[rows], attention_mask[rows], logits_to_keep, **kwargs
                 )[:2]
             logps.append(shared[0])
             entropies.append(shared[1])
-        want_entropy = kwargs.get("compute_entropy", False)
         entropy = torch.cat(entropies, dim=0) if want_entropy and all(e is not None for e in entropies) else None
         return torch.cat(logps, dim=0), entropy, None
