@@ -226,9 +226,10 @@ def test_shared_prefix_is_exact_on_smollm2():
 
 
 def test_generation_prefills_each_distinct_prompt_once(tiny_model_dir, monkeypatch):
-    """Greedy answers equal the plain `generate`; the repeated prompt is run once, not 4 times."""
+    """Greedy answers equal the plain `generate`; the system prompt both prompts start with runs
+    once, then each prompt's own tokens once (not 4 times)."""
     from dynalign_hf.backend import load_model
-    from dynalign_hf.prefix import generate_shared
+    from dynalign_hf.prefix import MIN_SHARED_PREFIX, common_prefix_length, generate_shared
     from dynalign_hf.textgen import _left_padded, render
 
     model, tokenizer = load_model(str(tiny_model_dir))
@@ -237,6 +238,10 @@ def test_generation_prefills_each_distinct_prompt_once(tiny_model_dir, monkeypat
     ]
     batch = _left_padded(tokenizer, texts, model.device)
     ids, mask = batch["input_ids"].repeat_interleave(4, 0), batch["attention_mask"].repeat_interleave(4, 0)
+    assert (mask == 0).any()  # the prompts differ in length: left padding
+    prompts = [row[keep.bool()].tolist() for row, keep in zip(batch["input_ids"], batch["attention_mask"])]
+    shared_length = common_prefix_length(prompts)
+    assert shared_length >= MIN_SHARED_PREFIX
     settings = {"max_new_tokens": 6, "do_sample": False, "pad_token_id": tokenizer.pad_token_id}
     plain = model.generate(input_ids=ids, attention_mask=mask, **settings)
     ran: list[int] = []
@@ -249,5 +254,6 @@ def test_generation_prefills_each_distinct_prompt_once(tiny_model_dir, monkeypat
     monkeypatch.setattr(model, "forward", counting)
     shared = generate_shared(model, ids, mask, **settings)
     assert torch.equal(shared, plain)
-    assert ran[0] == 2 * (ids.shape[1] - 1)  # the prefill: each distinct prompt once
+    assert ran[0] == shared_length  # the system prompt, once
+    assert ran[1] == 2 * max(len(p) - 1 - shared_length for p in prompts)  # each prompt's own tokens, once
     assert sum(ran) < ids.numel()  # the plain call prefills all 8 rows

@@ -299,7 +299,7 @@ def _prefilled_once(
     model: Any, input_ids: Any, attention_mask: Any, preallocate_cache: bool, kwargs: dict[str, Any]
 ) -> dict[str, Any]:
     """`kwargs` plus the cache of every row's prompt but its last token, each distinct prompt
-    computed once and its cache rows gathered for the rows that repeat it."""
+    computed once (`_distinct_prompts_cache`) and its cache rows gathered for the rows that repeat it."""
     import torch
 
     from dynalign_hf.kvcache import preallocate
@@ -308,17 +308,55 @@ def _prefilled_once(
     first: dict[tuple[int, ...], int] = {}
     inverse = [first.setdefault(r, len(first)) for r in rows]
     pick = torch.tensor([rows.index(r) for r in first], device=input_ids.device)
-    ids, mask = input_ids[pick, :-1], attention_mask[pick, :-1]
-    positions = (mask.long().cumsum(-1) - 1).clamp(min=0)
     with torch.no_grad():
-        output = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, logits_to_keep=1)
-    keyword = cache_keyword(output)
-    cache = output[keyword]
+        keyword, cache = _distinct_prompts_cache(model, input_ids[pick], attention_mask[pick])
     if len(first) < len(rows):
         cache.batch_select_indices(torch.tensor(inverse, device=input_ids.device))
     if preallocate_cache:
         preallocate(cache, _new_tokens(model, kwargs) + 1)
     return {**kwargs, keyword: cache}
+
+
+@redone_with_copies_if_ignored
+def _distinct_prompts_cache(model: Any, input_ids: Any, attention_mask: Any) -> tuple[str, Any]:
+    """The cache keyword and cache of each of these distinct left-padded prompts but its last
+    token, laid out as the prompts are. When they start with a common prefix of at least
+    MIN_SHARED_PREFIX tokens (a value's system prompt), it runs once and each prompt's own tokens
+    after it (`_SharedPass`, stages A and B); each row's cache is then its padding (zeros, masked
+    out), the prefix's keys and values, and its own."""
+
+    prompts = [tuple(ids[mask.bool()].tolist()) for ids, mask in zip(input_ids, attention_mask)]
+    shared = common_prefix_length(prompts)
+    if len(prompts) > 1 and shared >= MIN_SHARED_PREFIX:
+        run = _SharedPass(model, shared, pad_id=0)
+        run.prefill(prompts[0])
+        stage = run.contexts(prompts)
+        if stage.cache is not None:
+            owns = [len(p) - 1 - shared for p in prompts]
+            for index, layer in enumerate(stage.cache.layers):
+                prefix = run.prefix.layers[index]
+                layer.keys = _laid_out(prefix.keys, layer.keys, owns, input_ids.shape[1] - 1, run.apart)
+                layer.values = _laid_out(prefix.values, layer.values, owns, input_ids.shape[1] - 1, run.apart)
+            return run.keyword, stage.cache
+    ids, mask = input_ids[:, :-1], attention_mask[:, :-1]
+    positions = (mask.long().cumsum(-1) - 1).clamp(min=0)
+    output = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, logits_to_keep=1)
+    keyword = cache_keyword(output)
+    return keyword, output[keyword]
+
+
+def _laid_out(prefix: Any, own: Any, owns: list[int], width: int, apart: bool) -> Any:
+    """Left-padded rows of `width` positions: per row, zeros, then `prefix` (1, heads, shared,
+    size), then its first `owns[row]` own positions of `own` (rows, heads, positions, size;
+    right-padded, after a copy of the prefix unless the prefix was attended `apart`)."""
+    shared = prefix.shape[2]
+    offset = 0 if apart else shared
+    out = own.new_zeros(own.shape[0], own.shape[1], width, own.shape[3])
+    for row, length in enumerate(owns):
+        start = width - shared - length
+        out[row, :, start : start + shared] = prefix[0]
+        out[row, :, start + shared :] = own[row, :, offset : offset + length]
+    return out
 
 
 def _new_tokens(model: Any, kwargs: dict[str, Any]) -> int:
