@@ -13,7 +13,9 @@ Each part runs in a fresh child process with the real SmolLM2-135M-Instruct, one
 
 `--ab TREE` runs every part twice per round, alternating: once with the code of TREE (another
 checkout of dynalign, put first on PYTHONPATH) and once with this checkout, and prints each
-figure and the ratio this/TREE. Results go to benchmarks/results/speed.json.
+figure and the ratio this/TREE. `steps` takes each side's own demo recipe (its tree's
+examples/configs/demo.toml: the training settings go with the code); `eval` runs this
+checkout's eval options on both sides (the same work). Results go to benchmarks/results/speed.json.
 
     .venv/bin/python benchmarks/bench_speed.py --ab ../base --steps 4 --rounds 1
 """
@@ -67,12 +69,13 @@ def part_auto() -> dict:
 def part_steps(steps: int, groups: str = "num_generations = 4, prompts_per_step = 2") -> dict:
     """A demo-recipe training run of `steps` steps (contrast signal, no stages), `groups` the
     group shape."""
-    text = DEMO.read_text(encoding="utf-8").split("[[stages]]")[0]
+    demo = Path(os.environ.get("BENCH_DEMO_CONFIG") or DEMO)  # the measured tree's recipe
+    text = demo.read_text(encoding="utf-8").split("[[stages]]")[0]
     text = text.replace('options = { mode = "auto" }', 'options = { mode = "contrast" }')
     text = text.replace("max_steps = 14", f"max_steps = {steps}")
     demo_groups = "num_generations = 4, prompts_per_step = 2"
     if demo_groups not in text:  # the demo changed: never time another shape under this name
-        sys.exit(f"bench_speed: {DEMO} no longer says '{demo_groups}'; update part_steps")
+        sys.exit(f"bench_speed: {demo} no longer says '{demo_groups}'; update part_steps")
     text = text.replace(demo_groups, groups)
     with tempfile.TemporaryDirectory() as scratch:
         config = Path(scratch) / "steps.toml"
@@ -137,6 +140,7 @@ def spawn(part: str, tree: Path | None, steps: int, cache: bool) -> dict:
     if tree is not None:
         paths = [tree / "core", tree / "plugins", tree / "values" / "ca" / "src"]
         env["PYTHONPATH"] = os.pathsep.join(str(p.resolve()) for p in paths)
+        env["BENCH_DEMO_CONFIG"] = str((tree / "examples" / "configs" / "demo.toml").resolve())
     out = subprocess.run(
         [sys.executable, __file__, "--child", part, "--steps", str(steps)],
         env=env,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 import warnings
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ from dynalign.api import (
     bind_policy,
     require,
 )
+from dynalign_grpo.allocator import freed_memory_kept
 from dynalign_grpo.options import GRPOOptions, build_grpo_config
 
 
@@ -118,7 +119,9 @@ class GRPOOptimizer(Optimizer):
         trainer.policy_handle = handle  # reference passes the rewarders already made are not made again
         bind_policy([w.rewarder for w in request.rewarders], handle)
         began = _lap(request, "rewarders", began)  # self-reward auto measures its signals here
-        with warnings.catch_warnings():
+        # without checkpointing a CPU step frees its activations every step: keep them for the next
+        keep = config.use_cpu and not config.gradient_checkpointing
+        with freed_memory_kept() if keep else nullcontext(), warnings.catch_warnings():
             # TRL calls transformers' deprecated gradient-checkpointing names every step
             warnings.filterwarnings("ignore", category=FutureWarning, module="transformers")
             trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
