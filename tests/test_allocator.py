@@ -10,6 +10,7 @@ from contextlib import contextmanager
 
 import pytest
 from conftest import write_config
+from test_grpo import TINY_RUN
 
 from dynalign_grpo.allocator import _glibc
 
@@ -46,24 +47,6 @@ def test_freed_memory_stays_while_kept_and_goes_back_after():
     assert probe["after"] < 64 * 2**20  # and returned on exit
 
 
-TINY = """
-value = "ca"
-seed = 3
-[policy]
-backend = "hf"
-options = {{ model = "{model}" }}
-[prompts]
-generator = "file"
-options = {{ n = 8, held_out = 2 }}
-[[rewarders]]
-name = "self-reward"
-options = {{ mode = "contrast" }}
-[optimizer]
-name = "grpo"
-options = {{ num_generations = 2, max_steps = 1, max_completion_length = 4, save_steps = 1{trl} }}
-"""
-
-
 @pytest.mark.parametrize("checkpointing", [True, False], ids=["checkpointing", "no-checkpointing"])
 def test_training_keeps_freed_memory_only_without_checkpointing(
     tmp_path, tiny_model_dir, run_cli, monkeypatch, checkpointing
@@ -78,8 +61,11 @@ def test_training_keeps_freed_memory_only_without_checkpointing(
         yield True
 
     monkeypatch.setattr(optimizer, "freed_memory_kept", recording)
-    trl = "" if checkpointing else ", trl = { gradient_checkpointing = false }"
-    config = write_config(tmp_path / "tiny.toml", TINY.format(model=tiny_model_dir, trl=trl))
+    text = TINY_RUN.format(model=tiny_model_dir, steps=1)
+    if not checkpointing:
+        text = text.replace("save_steps = 2 }", "save_steps = 2, trl = { gradient_checkpointing = false } }")
+        assert "gradient_checkpointing" in text
+    config = write_config(tmp_path / "tiny.toml", text)
     result = run_cli("run", config, "--out", tmp_path / "run")
     assert result.exit_code == 0, result.stderr
     assert entered == ([] if checkpointing else [True])

@@ -97,7 +97,10 @@ def _assert_shared_equals_plain(trainer, tolerance: float) -> None:
     torch.testing.assert_close(shared[0], plain[0], rtol=0, atol=tolerance / 10)
     assert shared[1].keys() == plain[1].keys() and len(plain[1]) > 0
     for name, grad in plain[1].items():
-        torch.testing.assert_close(shared[1][name], grad, rtol=tolerance * 10, atol=tolerance / 100, msg=name)
+        # relative to the whole tensor: the GRPO loss is a near-cancelling sum, so single
+        # elements carry the rounding of two heads that sum a 49k vocabulary in different orders
+        error = (shared[1][name] - grad).norm() / grad.norm().clamp(min=1e-12)
+        assert error <= 5 * tolerance, (name, float(error))
     assert any(grad.abs().sum() > 0 for grad in plain[1].values())
     rows, prompt_width = batch["prompt_ids"].shape
     width = prompt_width + batch["completion_ids"].shape[1]
