@@ -324,7 +324,6 @@ def _distinct_prompts_cache(model: Any, input_ids: Any, attention_mask: Any) -> 
     MIN_SHARED_PREFIX tokens (a value's system prompt), it runs once and each prompt's own tokens
     after it (`_SharedPass`, stages A and B); each row's cache is then its padding (zeros, masked
     out), the prefix's keys and values, and its own."""
-
     prompts = [tuple(ids[mask.bool()].tolist()) for ids, mask in zip(input_ids, attention_mask)]
     shared = common_prefix_length(prompts)
     if len(prompts) > 1 and shared >= MIN_SHARED_PREFIX:
