@@ -15,7 +15,6 @@ Other C libraries (musl, macOS) are left as they are.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import functools
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -28,17 +27,13 @@ MMAP_BYTES = 32 << 20  # blocks from this size up get their own mapping (glibc's
 
 @functools.cache
 def _glibc() -> ctypes.CDLL | None:
-    """glibc, when this process runs on it (None elsewhere)."""
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return None
+    """The C library this process already runs on, when it is glibc (None elsewhere)."""
     try:
-        libc = ctypes.CDLL(name)
-        version = libc.gnu_get_libc_version
+        libc = ctypes.CDLL(None)  # the process's own symbols: no library search
+        libc.gnu_get_libc_version  # noqa: B018 - only glibc has it
     except (OSError, AttributeError):
         return None
-    version.restype = ctypes.c_char_p
-    return libc if version() else None
+    return libc
 
 
 @contextmanager

@@ -50,7 +50,6 @@ def completion_logps(
     keep = mask.bool()
     entropies = None
     if entropy != "none":
-        with torch.set_grad_enabled(entropy == "grad" and torch.is_grad_enabled()):
-            source = logps if entropy == "grad" else logps.detach()
-            entropies = -(source.exp() * source).sum(dim=-1).masked_fill(~keep, 0.0)
+        source = logps if entropy == "grad" else logps.detach()
+        entropies = -(source.exp() * source).sum(dim=-1).masked_fill(~keep, 0.0)
     return chosen.masked_fill(~keep, 0.0), entropies
