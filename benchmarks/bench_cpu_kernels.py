@@ -102,7 +102,7 @@ def linear_order() -> None:
 def decode_rows(model: Any, tokenizer: Any, value: Any) -> None:
     import torch
 
-    from dynalign_hf.prefix import generate_shared
+    from dynalign_hf.sampling import generate_shared
     from dynalign_hf.textgen import _left_padded, render
 
     for rows in (8, 16, 32):
@@ -126,7 +126,7 @@ def decode_profile(model: Any, tokenizer: Any, value: Any) -> None:
     from bench_generate import demo_sampling_batch
     from torch.profiler import ProfilerActivity, profile
 
-    from dynalign_hf.prefix import generate_shared
+    from dynalign_hf.sampling import generate_shared
 
     ids, mask = demo_sampling_batch(model, tokenizer, value)
     settings = {"max_new_tokens": 32, "min_new_tokens": 32, "do_sample": True, "temperature": 1.0, "top_k": None}

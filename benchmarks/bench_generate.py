@@ -8,7 +8,7 @@ run affects every variant alike):
 
 - `plain`: `generate` on the 8 left-padded rows (every row prefills its prompt);
 - `shared-prefill`: each distinct prompt prefilled once, a cache that grows in place and
-  decoding's products taken the way measured fastest here (`dynalign_hf.prefix.generate_shared`
+  decoding's products taken the way measured fastest here (`dynalign_hf.sampling.generate_shared`
   with `products="auto"`, what the trainer uses);
 - `shared-prefill-concat`: the same with transformers' concatenating cache (copied per token);
 - `shared-prefill-unmerged`: the same with the LoRA adapter's own forward (two small products
@@ -64,7 +64,7 @@ def main() -> None:
 
     from dynalign.plugins import load_registry
     from dynalign_hf.backend import HFChatModel
-    from dynalign_hf.prefix import generate_shared
+    from dynalign_hf.sampling import generate_shared
 
     value = load_registry().get("value", "ca").obj
     model, tokenizer = HFChatModel().loaded()

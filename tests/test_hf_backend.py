@@ -24,16 +24,16 @@ def test_tiny_model_generates_n_samples_per_conversation(tiny_model_dir):
 @pytest.fixture
 def generate_calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, dict]]:
     """(rows, keyword arguments) of every `generate_shared` call made while the test runs, in order."""
-    import dynalign_hf.prefix as prefix
+    import dynalign_hf.sampling as sampling
 
     calls: list[tuple[int, dict]] = []
-    original = prefix.generate_shared
+    original = sampling.generate_shared
 
     def recording(model, input_ids, attention_mask, **kwargs):
         calls.append((int(input_ids.shape[0]), kwargs))
         return original(model, input_ids, attention_mask, **kwargs)
 
-    monkeypatch.setattr(prefix, "generate_shared", recording)
+    monkeypatch.setattr(sampling, "generate_shared", recording)
     return calls
 
 

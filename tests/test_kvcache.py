@@ -24,7 +24,7 @@ def batch(tokenizer: Any, repeats: int) -> tuple[Any, Any]:
 
 
 def sample(model: Any, ids: Any, mask: Any, tokens: int, **options: Any) -> Any:
-    from dynalign_hf.prefix import generate_shared
+    from dynalign_hf.sampling import generate_shared
 
     settings = {
         "max_new_tokens": tokens,
@@ -87,7 +87,7 @@ def test_the_reserve_comes_from_the_generation_config_as_trl_passes_it(tiny_mode
     from transformers import GenerationConfig
 
     from dynalign_hf.backend import load_model
-    from dynalign_hf.prefix import generate_shared
+    from dynalign_hf.sampling import generate_shared
 
     model, tokenizer = load_model(str(tiny_model_dir))
     ids, mask = batch(tokenizer, 2)

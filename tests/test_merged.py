@@ -61,7 +61,7 @@ def test_merged_layers_compute_what_the_adapters_compute_and_leave_the_model_as_
 
 
 def test_sampling_through_merged_adapters_gives_the_adapted_models_tokens(tiny_model_dir):
-    from dynalign_hf.prefix import generate_shared
+    from dynalign_hf.sampling import generate_shared
     from dynalign_hf.textgen import _left_padded, render
 
     model, tokenizer = adapted(tiny_model_dir, scale=1.0)  # an adapter that changes what is sampled

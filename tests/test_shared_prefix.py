@@ -229,7 +229,8 @@ def test_generation_prefills_each_distinct_prompt_once(tiny_model_dir, monkeypat
     """Greedy answers equal the plain `generate`; the system prompt both prompts start with runs
     once, then each prompt's own tokens once (not 4 times)."""
     from dynalign_hf.backend import load_model
-    from dynalign_hf.prefix import MIN_SHARED_PREFIX, common_prefix_length, generate_shared
+    from dynalign_hf.prefix import MIN_SHARED_PREFIX, common_prefix_length
+    from dynalign_hf.sampling import generate_shared
     from dynalign_hf.textgen import _left_padded, render
 
     model, tokenizer = load_model(str(tiny_model_dir))

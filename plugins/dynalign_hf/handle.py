@@ -70,7 +70,7 @@ class HFPolicyHandle(PolicyHandle):
     @contextmanager
     def shared_prefill(self) -> Iterator[None]:
         """The live model's `generate` prefills each distinct prompt once while entered."""
-        from dynalign_hf.prefix import generate_shared
+        from dynalign_hf.sampling import generate_shared
 
         target = self.model
         plain = target.generate

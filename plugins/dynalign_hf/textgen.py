@@ -92,7 +92,8 @@ def generate(
     products taken the `products` way (`dynalign_hf.skinny`)."""
     import torch
 
-    from dynalign_hf.prefix import budgeted, generate_shared
+    from dynalign_hf.prefix import budgeted
+    from dynalign_hf.sampling import generate_shared
 
     if params.seed is not None:
         torch.manual_seed(params.seed)
