@@ -14,7 +14,10 @@ Prints one JSON line per measurement (SmolLM2-135M-Instruct, fp32, this machine'
   prompt x 4 samples, LoRA adapter, temperature 1), from `torch.profiler`: as the trainer
   samples, with decoding's products in torch's order, and with transformers' concatenating cache;
 - `loss`: forward and backward of the demo's loss batch shape (8 rows of 123 tokens, 65
-  completion positions through the output layer), LoRA, gradient checkpointing on.
+  completion positions through the output layer), LoRA, gradient checkpointing on;
+- `head`: the loss's output layer alone, forward and backward, over the demo's 520 completion
+  positions (SmolLM2's 49k x 576 weight): TRL's fused head (vocabulary tiles) against
+  `dynalign_grpo.plain_head` (the logits kept, one log_softmax), entropies for metrics.
 
     .venv/bin/python benchmarks/bench_cpu_kernels.py
 """
@@ -160,10 +163,38 @@ def loss(model: Any) -> None:
     emit(part="loss", rows=8, tokens=123, seconds=round(seconds(step, 3), 2))
 
 
+def head() -> None:
+    import torch
+    from trl.trainer.utils import _CHUNKED_LOGPROB_CHUNK_SIZE, _ChunkedLogProbFunction
+
+    from dynalign_grpo.plain_head import completion_logps
+
+    generator = torch.Generator().manual_seed(0)
+    positions, width, vocabulary = 520, 576, 49152
+    weight = torch.randn(vocabulary, width, generator=generator) * 0.02
+    targets = torch.randint(0, vocabulary, (positions,), generator=generator)
+    hidden = torch.randn(positions, width, generator=generator)
+    outputs = ("log_probs", "entropy")
+
+    def fused() -> None:
+        h = hidden.clone().requires_grad_()
+        args = (h, weight, None, targets, 1.0, _CHUNKED_LOGPROB_CHUNK_SIZE, None, 1.0, outputs)
+        _ChunkedLogProbFunction.apply(*args)[0].sum().backward()
+
+    def plain() -> None:
+        h = hidden.clone().requires_grad_()
+        logits = torch.nn.functional.linear(h, weight)[None]
+        mask = torch.ones(1, positions)
+        completion_logps(logits, targets[None], mask, 1.0, "detached")[0].sum().backward()
+
+    for name, run in (("trl-fused", fused), ("plain", plain)) * 2:
+        emit(part="head", head=name, positions=positions, seconds=round(seconds(run, 5), 3))
+
+
 def main() -> None:
     """Run the chosen parts in order; one JSON line per figure."""
     parser = argparse.ArgumentParser()
-    parser.add_argument("--parts", default="gemm,linear-order,decode-rows,decode-profile,loss")
+    parser.add_argument("--parts", default="gemm,linear-order,decode-rows,decode-profile,loss,head")
     args = parser.parse_args()
     parts = args.parts.split(",")
 
@@ -178,6 +209,10 @@ def main() -> None:
         gemm()
     if "linear-order" in parts:
         linear_order()
+    if "head" in parts:
+        head()
+    if not {"decode-rows", "decode-profile", "loss"} & set(parts):
+        return  # no part needs the model
     value = load_registry().get("value", "ca").obj
     model, tokenizer = HFChatModel().loaded()
     model.eval()
