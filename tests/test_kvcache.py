@@ -24,6 +24,9 @@ def batch(tokenizer: Any, repeats: int) -> tuple[Any, Any]:
 
 
 def sample(model: Any, ids: Any, mask: Any, tokens: int, **options: Any) -> Any:
+    """Sampled rows for seed 7: by `generate_shared`, or (`plain=True`) by the model's own
+    `generate` with the same loop and draw (`dynalign_hf.decoding`)."""
+    from dynalign_hf.decoding import sample_loop
     from dynalign_hf.sampling import generate_shared
 
     settings = {
@@ -36,7 +39,7 @@ def sample(model: Any, ids: Any, mask: Any, tokens: int, **options: Any) -> Any:
     torch.manual_seed(7)
     with torch.no_grad():
         if options.pop("plain", False):
-            return model.generate(input_ids=ids, attention_mask=mask, **settings)
+            return model.generate(input_ids=ids, attention_mask=mask, custom_generate=sample_loop, **settings)
         return generate_shared(model, ids, mask, **settings, **options)
 
 

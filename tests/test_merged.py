@@ -61,6 +61,7 @@ def test_merged_layers_compute_what_the_adapters_compute_and_leave_the_model_as_
 
 
 def test_sampling_through_merged_adapters_gives_the_adapted_models_tokens(tiny_model_dir):
+    from dynalign_hf.decoding import sample_loop
     from dynalign_hf.sampling import generate_shared
     from dynalign_hf.textgen import _left_padded, render
 
@@ -68,6 +69,7 @@ def test_sampling_through_merged_adapters_gives_the_adapted_models_tokens(tiny_m
     batch = _left_padded(tokenizer, [render(tokenizer, [{"role": "user", "content": PROMPT}])], "cpu")
     ids, mask = batch["input_ids"].repeat_interleave(3, 0), batch["attention_mask"].repeat_interleave(3, 0)
     settings = {"max_new_tokens": 12, "min_new_tokens": 12, "do_sample": True, "temperature": 1.0, "top_k": None}
+    settings["custom_generate"] = sample_loop  # the plain calls draw as generate_shared does
     torch.manual_seed(3)
     plain = model.generate(input_ids=ids, attention_mask=mask, **settings)
     torch.manual_seed(3)
