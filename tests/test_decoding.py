@@ -11,12 +11,12 @@ import torch
 PROMPTS = ["How do I start a garden?", "Explain tides to a child in two sentences, please, with care."]
 
 
-def test_inverse_cdf_draws_each_index_with_its_probability():
-    from dynalign_hf.decoding import inverse_cdf_draw
+def test_the_race_draws_each_index_with_its_probability():
+    from dynalign_hf.decoding import race_draw
 
     probs = torch.tensor([0.0, 0.5, 0.0, 0.2, 0.25, 0.05, 0.0])
     torch.manual_seed(0)
-    draws = inverse_cdf_draw(probs.expand(40_000, -1).contiguous())
+    draws = race_draw(probs.expand(40_000, -1).contiguous())
     counts = torch.bincount(draws, minlength=len(probs)).double()
     expected = probs.double() * len(draws)
     assert counts[probs == 0].sum() == 0  # an entry without mass is never drawn
@@ -24,32 +24,50 @@ def test_inverse_cdf_draws_each_index_with_its_probability():
     assert ((counts - expected).abs() <= 5 * sigma).all(), (counts, expected)
 
 
-def test_inverse_cdf_scales_unnormalized_rows():
+def test_the_race_scales_unnormalized_rows():
     """Rows whose entries do not sum to 1 (as a float32 softmax's rarely do exactly) are drawn in proportion."""
-    from dynalign_hf.decoding import inverse_cdf_draw
+    from dynalign_hf.decoding import race_draw
 
     torch.manual_seed(1)
-    draws = inverse_cdf_draw(torch.tensor([[3.0, 1.0]]).expand(20_000, -1).contiguous())
+    draws = race_draw(torch.tensor([[3.0, 1.0]]).expand(20_000, -1).contiguous())
     assert abs(draws.double().mean().item() - 0.25) < 0.02
 
 
-@pytest.mark.parametrize("variate, want", [(0.0, [1, 0]), (1.0 - 2.0**-53, [2, 2])], ids=["bottom", "top"])
-def test_a_variate_at_either_end_lands_on_an_index_with_mass(monkeypatch, variate, want):
-    from dynalign_hf.decoding import inverse_cdf_draw
+@pytest.mark.parametrize("variate", [0.0, 1.0 - 2.0**-24], ids=["bottom", "top"])
+def test_uniforms_at_either_end_still_draw_an_index_with_mass(monkeypatch, variate):
+    """Every variate equal: the largest entry wins; at U = 0 it still does (E stays finite)."""
+    from dynalign_hf.decoding import race_draw
 
-    monkeypatch.setattr(torch, "rand", lambda shape, **kw: torch.full(shape, variate, dtype=torch.float64))
-    probs = torch.tensor([[0.0, 0.3, 0.7, 0.0, 0.0], [1e-30, 0.0, 1.0 - 1e-7, 0.0, 0.0]])
-    assert inverse_cdf_draw(probs).tolist() == want
+    monkeypatch.setattr(torch, "rand", lambda shape, **kw: torch.full(shape, variate, dtype=kw.get("dtype")))
+    probs = torch.tensor([[0.0, 0.3, 0.7, 0.0, 0.0], [0.0, 0.0, 0.0, 1.0, 0.0]])
+    assert race_draw(probs).tolist() == [2, 3]
+
+
+def test_float_rounding_in_the_logits_seldom_changes_the_drawn_token():
+    """The same seed on logits that differ by 1e-4 (what merged weights or a shared prefill
+    change): the race keeps its tokens. Inverting each row's cumulative distribution instead
+    moved about 4% of them (22 of 500 rows in the same setting), since every entry's rounding
+    shifts all the boundaries after it."""
+    from dynalign_hf.decoding import race_draw
+
+    generator = torch.Generator().manual_seed(0)
+    logits = torch.randn(300, 49152, generator=generator) * 3
+    nudged = logits + torch.randn(logits.shape, generator=generator) * 1e-4
+    torch.manual_seed(5)
+    drawn = race_draw(torch.softmax(logits, dim=-1))
+    torch.manual_seed(5)
+    again = race_draw(torch.softmax(nudged, dim=-1))
+    assert (drawn != again).sum() <= 1
 
 
 @pytest.mark.parametrize(
     "row", [[0.5, float("nan")], [0.5, float("inf")], [1.2, -0.2], [0.0, 0.0]], ids=["nan", "inf", "negative", "empty"]
 )
 def test_an_invalid_row_raises_as_multinomial_does(row):
-    from dynalign_hf.decoding import inverse_cdf_draw
+    from dynalign_hf.decoding import race_draw
 
     with pytest.raises(RuntimeError, match="probability tensor"):
-        inverse_cdf_draw(torch.tensor([row]))
+        race_draw(torch.tensor([row]))
 
 
 def _batch(tokenizer: Any) -> tuple[Any, Any]:
@@ -106,7 +124,7 @@ def test_shared_sampling_draws_through_the_loop(tiny_model_dir, monkeypatch):
     settings = {**_settings(tokenizer), "eos_token_id": tokenizer.eos_token_id, "min_new_tokens": 12}
     reference = _sampled(model, ids, mask, settings, custom_generate=decoding.sample_loop)
     calls: list[int] = []
-    monkeypatch.setattr(decoding, "draw", lambda probs: calls.append(len(probs)) or decoding.inverse_cdf_draw(probs))
+    monkeypatch.setattr(decoding, "draw", lambda probs: calls.append(len(probs)) or decoding.race_draw(probs))
     torch.manual_seed(11)
     with torch.no_grad():
         shared = generate_shared(model, ids, mask, **settings)

@@ -1,12 +1,16 @@
-"""transformers' sampling loop with a token draw that needs one random number per row, not per token.
+"""transformers' sampling loop with the exponential race drawn from vectorised uniforms.
 
-At every new token transformers' `_sample` calls `torch.multinomial(probs, 1)`, which draws an
-exponential variate for every vocabulary entry of every row and takes the arg-max of
-`probs / variate`: for a GRPO batch of SmolLM2 (8 rows x 49k entries) about 7.7 ms on a 2-core
-CPU, 8% of a decoding step. `inverse_cdf_draw` inverts each row's cumulative distribution
-instead: one uniform variate per row and a float64 cumulative sum, 0.2 ms (BENCHMARKS.md, issue
-20 round 10). Both draw each token with its probability; they read different random numbers, so
-a seed samples other tokens than transformers' own loop does.
+At every new token transformers' `_sample` calls `torch.multinomial(probs, 1)`, which races the
+entries: an exponential variate E_i for every vocabulary entry of every row, the token the
+arg-max of p_i / E_i. On a CPU torch fills those variates at about 18 ns each: for a GRPO batch
+of SmolLM2 (8 rows x 49k entries) 7.7 ms a token, 8% of a decoding step. `race_draw` runs the
+same race with E_i = -log(U_i) from `torch.rand`'s vectorised uniforms: 1.6 ms (BENCHMARKS.md,
+issue 20 round 10). The same distribution, from other random numbers, so a seed samples other
+tokens than transformers' own loop does. A race, not an inversion of each row's cumulative
+distribution (one uniform per row, 0.2 ms): a cumulative sum carries every entry's rounding
+to the entries after it, so two computations of the same logits that differ by float rounding
+(merged adapter weights, a shared prefill) would draw different tokens for a seed now and then,
+where in a race only a near tie between two entries can tip.
 
 `sample_loop` is that loop with this draw, given to `generate` as its `custom_generate`: the same
 logits processors, stopping criteria, end-of-sequence padding and cache handling, through the
@@ -24,18 +28,18 @@ import torch
 from transformers.generation.utils import GenerationMixin
 
 
-def inverse_cdf_draw(probs: torch.Tensor) -> torch.Tensor:
+def race_draw(probs: torch.Tensor) -> torch.Tensor:
     """One index per row of `probs` (rows, entries), each drawn with probability proportional to
-    its entry, from one uniform variate per row of torch's default generator. Raises as
-    `torch.multinomial` does on a row with a negative, infinite or NaN entry, or no mass."""
-    cdf = probs.to(torch.float64).cumsum(dim=-1)
-    total = cdf[:, -1:]
-    if not bool(torch.isfinite(total).all()) or bool((total <= 0).any()) or bool((probs < 0).any()):
+    its entry: the arg-max of p_i / E_i over exponential variates E_i = -log(U_i), U_i uniform
+    from torch's default generator. Raises as `torch.multinomial` does on a row with a
+    negative, infinite or NaN entry, or no mass."""
+    total = probs.sum(dim=-1)  # a NaN or infinite entry makes its row's sum one too
+    if not bool(torch.isfinite(total).all()) or bool((total <= 0).any()) or bool(probs.min() < 0):
         raise RuntimeError("probability tensor contains either `inf`, `nan`, element < 0 or a row without mass")
-    # u in [0, 1) and u * total < total in round-to-nearest, so the first cumulative sum above the
-    # point is an entry with mass, never one past the row's last (nor one without mass, at u = 0)
-    point = torch.rand(total.shape, dtype=torch.float64, device=probs.device) * total
-    return torch.searchsorted(cdf, point, right=True).squeeze(-1)
+    # U = 0 would make every p / E of its row zero; the smallest normal U keeps E finite (87)
+    logs = torch.rand(probs.shape, dtype=probs.dtype, device=probs.device).clamp_(min=torch.finfo(probs.dtype).tiny)
+    logs = logs.log_()  # -E, so the largest p / E is the smallest p / log U
+    return torch.div(probs, logs, out=logs).argmin(dim=-1)
 
 
 def _covered(model: Any, generation_config: Any, synced_gpus: bool, streamer: Any, model_kwargs: dict) -> bool:
@@ -50,7 +54,7 @@ def _covered(model: Any, generation_config: Any, synced_gpus: bool, streamer: An
     )
 
 
-draw = inverse_cdf_draw  # the loop's draw (a test puts torch.multinomial's here to compare with `_sample`)
+draw = race_draw  # the loop's draw (a test puts torch.multinomial's here to compare with `_sample`)
 
 
 def sample_loop(

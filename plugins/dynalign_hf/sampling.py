@@ -4,9 +4,9 @@ A GRPO step samples G answers to each prompt, and every prompt starts with the s
 prompt. `generate_shared` runs that shared prefix once, each distinct prompt's own tokens once
 (the scoring passes' stages A and B), lays the cache out as the left-padded prompts are, gathers
 its rows for the samples that repeat a prompt, and hands it to the model's own `generate`, so
-sampling keeps transformers' semantics (processors, stopping); each token is drawn by inverting
-its row's cumulative distribution (`dynalign_hf.decoding`) instead of `torch.multinomial`, the
-same distribution from other random numbers.
+sampling keeps transformers' semantics (processors, stopping); each token is drawn by the race
+`torch.multinomial` runs, from vectorised uniforms (`dynalign_hf.decoding`): the same
+distribution from other random numbers.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ def generate_shared(
     generate: Callable[..., Any] | None = None,
     preallocate_cache: bool = True,
     products: Products = "auto",
-    sampler: Literal["inverse-cdf", "multinomial"] = "inverse-cdf",
+    sampler: Literal["race", "multinomial"] = "race",
     **kwargs: Any,
 ) -> Any:
     """`model.generate(input_ids, attention_mask, **kwargs)` with each distinct (left-padded)
@@ -39,17 +39,17 @@ def generate_shared(
     one copied at every new token; decoding's few-row products taken the `products` way
     (`dynalign_hf.skinny`: by default the fastest measured on this machine); and a LoRA
     policy's active adapters merged into its weights for the call (`dynalign_hf.merged`).
-    Sampling keeps its distribution. With `sampler="inverse-cdf"` each token is drawn from one
-    uniform variate per row (`dynalign_hf.decoding`), so a seed samples other tokens than the
-    plain call; with `"multinomial"` (transformers' own draw) almost always the same tokens (the
-    products differ by float rounding, which can tip a near tie). `generate` is the model's own
+    Sampling keeps its distribution. With `sampler="race"` each token is drawn from vectorised
+    uniforms (`dynalign_hf.decoding`), so a seed samples other tokens than the plain call; with
+    `"multinomial"` (transformers' own draw) almost always the same tokens (the products
+    differ by float rounding, which can tip a near tie). `generate` is the model's own
     generate method (default `model.generate`)."""
     from dynalign_hf.decoding import sample_loop
     from dynalign_hf.merged import merged_adapters
     from dynalign_hf.skinny import skinny_products
 
     generate = generate or model.generate
-    if sampler == "inverse-cdf":
+    if sampler == "race":
         kwargs.setdefault("custom_generate", sample_loop)
     with merged_adapters(model):
         if input_ids.shape[1] >= 2:
