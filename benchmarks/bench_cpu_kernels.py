@@ -17,7 +17,15 @@ Prints one JSON line per measurement (SmolLM2-135M-Instruct, fp32, this machine'
   completion positions through the output layer), LoRA, gradient checkpointing on;
 - `head`: the loss's output layer alone, forward and backward, over the demo's 520 completion
   positions (SmolLM2's 49k x 576 weight): TRL's fused head (vocabulary tiles) against
-  `dynalign_grpo.plain_head` (the logits kept, one log_softmax), entropies for metrics.
+  `dynalign_grpo.plain_head` (the logits kept, one log_softmax), entropies for metrics;
+- `draw`: one sampled token per row of the demo's batch (8 x 49k probabilities):
+  `torch.multinomial`, `dynalign_hf.decoding.race_draw` (the same race from vectorised
+  uniforms) and an inversion of each row's cumulative distribution (one uniform per row; not
+  used); with each, how many of 500 rows draw another token for the same seed when the logits
+  move by 1e-4 (float rounding between two ways of computing them);
+- `merge`: the merged weights sampling takes (`dynalign_hf.merged`, SmolLM2's 210 adapted
+  layers, a LoRA of the demo's shape): each delta made apart and then added, as before round 10,
+  against one fused product per layer (what `merged_adapters` does).
 
     .venv/bin/python benchmarks/bench_cpu_kernels.py
 """
@@ -191,10 +199,59 @@ def head() -> None:
         emit(part="head", head=name, positions=positions, seconds=round(seconds(run, 5), 3))
 
 
+def draw() -> None:
+    import torch
+
+    from dynalign_hf.decoding import race_draw
+
+    def inverse_cdf(probs: Any) -> Any:
+        cdf = probs.double().cumsum(dim=-1)
+        point = torch.rand(cdf[:, -1:].shape, dtype=torch.float64) * cdf[:, -1:]
+        return torch.searchsorted(cdf, point, right=True).squeeze(-1)
+
+    ways = {
+        "multinomial": lambda probs: torch.multinomial(probs, num_samples=1).squeeze(-1),
+        "race": race_draw,
+        "inverse-cdf": inverse_cdf,
+    }
+    generator = torch.Generator().manual_seed(0)
+    logits = torch.randn(500, 49152, generator=generator) * 3
+    nudge = torch.randn(logits.shape, generator=generator) * 1e-4
+    probs, nudged = torch.softmax(logits, dim=-1), torch.softmax(logits + nudge, dim=-1)
+    batch = probs[:8].contiguous()
+    for name, way in list(ways.items()) * 2:
+        torch.manual_seed(5)
+        drawn = way(probs)
+        torch.manual_seed(5)
+        moved = int((way(nudged) != drawn).sum())
+        ms = seconds(partial(way, batch), 50) * 1e3
+        emit(part="draw", way=name, rows=8, ms=round(ms, 3), moved_of_500_at_1e_4=moved)
+
+
+def merge(model: Any) -> None:
+    import torch
+    from peft.tuners.lora.layer import Linear
+
+    from dynalign_hf.merged import merged_adapters
+
+    layers = [m for m in model.modules() if isinstance(m, Linear)]
+
+    def apart() -> None:
+        with torch.no_grad():
+            _ = [m.get_base_layer().weight + m.get_delta_weight("default") for m in layers]
+
+    def fused() -> None:
+        with merged_adapters(model):
+            pass
+
+    for name, run in (("delta-apart", apart), ("fused", fused)) * 2:
+        emit(part="merge", way=name, layers=len(layers), seconds=round(seconds(run, 5), 3))
+
+
 def main() -> None:
     """Run the chosen parts in order; one JSON line per figure."""
     parser = argparse.ArgumentParser()
-    parser.add_argument("--parts", default="gemm,linear-order,decode-rows,decode-profile,loss,head")
+    parser.add_argument("--parts", default="gemm,linear-order,decode-rows,decode-profile,loss,head,draw,merge")
     args = parser.parse_args()
     parts = args.parts.split(",")
 
@@ -211,7 +268,9 @@ def main() -> None:
         linear_order()
     if "head" in parts:
         head()
-    if not {"decode-rows", "decode-profile", "loss"} & set(parts):
+    if "draw" in parts:
+        draw()
+    if not {"decode-rows", "decode-profile", "loss", "merge"} & set(parts):
         return  # no part needs the model
     value = load_registry().get("value", "ca").obj
     model, tokenizer = HFChatModel().loaded()
@@ -225,6 +284,12 @@ def main() -> None:
         decode_profile(model, tokenizer, value)
     if "loss" in parts:
         loss(model)
+    if "merge" in parts:
+        with torch.no_grad():  # a trained-looking adapter (B non-zero), as sampling sees after a step
+            for name, parameter in model.named_parameters():
+                if "lora_B" in name:
+                    parameter.normal_(0, 0.01)
+        merge(model)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,8 @@ run affects every variant alike):
 - `shared-prefill`: each distinct prompt prefilled once, a cache that grows in place and
   decoding's products taken the way measured fastest here (`dynalign_hf.sampling.generate_shared`
   with `products="auto"`, what the trainer uses);
+- `shared-prefill-multinomial`: the same with transformers' own token draw (`torch.multinomial`)
+  instead of the same race from vectorised uniforms (`dynalign_hf.decoding`);
 - `shared-prefill-concat`: the same with transformers' concatenating cache (copied per token);
 - `shared-prefill-unmerged`: the same with the LoRA adapter's own forward (two small products
   per layer) instead of its weights merged for the call (`dynalign_hf.merged`);
@@ -54,7 +56,7 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=64)
     parser.add_argument(
         "--variants",
-        default="plain,shared-prefill,shared-prefill-unmerged,shared-prefill-linear,shared-prefill-weight-first,"
+        default="plain,shared-prefill,shared-prefill-multinomial,shared-prefill-unmerged,shared-prefill-linear,shared-prefill-weight-first,"
         "shared-prefill-packed,shared-prefill-concat,static-cache,one-thread,compiled",
     )
     args = parser.parse_args()
@@ -90,6 +92,8 @@ def main() -> None:
                 model.generate(input_ids=ids, attention_mask=mask, **settings)
             elif variant in ("shared-prefill", "one-thread"):
                 generate_shared(model, ids, mask, **settings)
+            elif variant == "shared-prefill-multinomial":
+                generate_shared(model, ids, mask, sampler="multinomial", **settings)
             elif variant == "shared-prefill-concat":
                 generate_shared(model, ids, mask, preallocate_cache=False, **settings)
             elif variant == "shared-prefill-unmerged":

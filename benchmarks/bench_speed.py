@@ -9,7 +9,10 @@ Each part runs in a fresh child process with the real SmolLM2-135M-Instruct, one
 - `steps-g8`: the same with the paper's group shape, G = 8 samples of one prompt per step
   (the same 8 rows a step);
 - `eval`: the demo's eval stage with the base model as the aligned one (only time is
-  measured), cache off, then on.
+  measured), cache off, then on;
+- `eval-issue`: the same with the sections the demo's eval had when issue 20 was filed
+  (efficacy, gap closed, the self-judged win rate; no IFBench or safety), which the code of
+  44507cd runs too.
 
 `--ab TREE` runs every part twice per round, alternating: once with the code of TREE (another
 checkout of dynalign, put first on PYTHONPATH) and once with this checkout, and prints each
@@ -99,17 +102,29 @@ def part_steps(steps: int, groups: str = "num_generations = 4, prompts_per_step 
     }
 
 
-def part_eval() -> dict:
-    """The demo's eval stage on base vs base (CA's held-out pairs and prompts)."""
+# the demo's eval options when issue 20 was filed, and its later sections turned off where a tree has them
+ISSUE_EVAL = {"max_new_tokens": 96, "ifeval_limit": 10, "ifeval_max_new_tokens": 128, "judge_check": False}
+LATER_SECTIONS_OFF = {"ifbench": False, "safety": False}
+
+
+def part_eval(sections: str = "demo") -> dict:
+    """The demo's eval stage on base vs base (CA's held-out pairs and prompts); `sections`
+    "issue" runs only what it ran when issue 20 was filed."""
     import tomllib
 
-    from dynalign.api import PromptRecord, PromptSet
+    try:
+        from dynalign.api import PromptRecord, PromptSet
+    except ImportError:  # 44507cd's layout
+        from dynalign.interfaces import PromptRecord, PromptSet
     from dynalign.rundir import RunDirectory
     from dynalign_eval.evaluate import evaluate
     from dynalign_eval.options import EvalOptions
     from dynalign_hf.backend import HFChatModel
 
     options = tomllib.loads(DEMO.read_text(encoding="utf-8"))["stages"][0]["options"]
+    if sections == "issue":
+        known = EvalOptions.model_fields
+        options = {**ISSUE_EVAL, **{k: v for k, v in LATER_SECTIONS_OFF.items() if k in known}}
     with tempfile.TemporaryDirectory() as scratch:
         run_dir = RunDirectory.prepare(Path(scratch) / "run", {"bench": "eval"}, resume=False)
         context, value = _context(run_dir.root)
@@ -129,7 +144,7 @@ def child(part: str, steps: int) -> dict:
         return part_steps(steps)
     if part == "steps-g8":
         return part_steps(steps, "num_generations = 8, prompts_per_step = 1")
-    result = part_auto() if part == "auto" else part_eval()
+    result = part_auto() if part == "auto" else part_eval("issue" if part == "eval-issue" else "demo")
     result["peak_rss_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
     return result
 
@@ -169,7 +184,7 @@ def main() -> None:
         for part in args.parts.split(","):
             for arm, tree in arms:
                 # the code before has no measurement cache: its second run would repeat the first
-                cached = part in ("auto", "eval") and tree is None
+                cached = part in ("auto", "eval", "eval-issue") and tree is None
                 for cache in (False, True) if cached else (False,):
                     result = spawn(part, tree, args.steps, cache)
                     row = {"round": round_index, "part": part, "arm": arm, "cache": cache, **result}
