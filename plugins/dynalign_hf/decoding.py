@@ -2,12 +2,12 @@
 
 At every new token transformers' `_sample` calls `torch.multinomial(probs, 1)`, which races the
 entries: an exponential variate E_i for every vocabulary entry of every row, the token the
-arg-max of p_i / E_i. On a CPU torch fills those variates at about 18 ns each: for a GRPO batch
+arg-max of p_i / E_i. On a CPU torch fills those variates at about 19 ns each: for a GRPO batch
 of SmolLM2 (8 rows x 49k entries) 7.7 ms a token, 8% of a decoding step. `race_draw` runs the
 same race with E_i = -log(U_i) from `torch.rand`'s vectorised uniforms: 1.6 ms (BENCHMARKS.md,
 issue 20 round 10). The same distribution, from other random numbers, so a seed samples other
 tokens than transformers' own loop does. A race, not an inversion of each row's cumulative
-distribution (one uniform per row, 0.2 ms): a cumulative sum carries every entry's rounding
+distribution (one uniform per row, 0.2-1.9 ms): a cumulative sum carries every entry's rounding
 to the entries after it, so two computations of the same logits that differ by float rounding
 (merged adapter weights, a shared prefill) would draw different tokens for a seed now and then,
 where in a race only a near tie between two entries can tip.
