@@ -114,7 +114,8 @@ def test_the_loop_with_torchs_draw_samples_what_transformers_loop_samples(tiny_m
 
 def test_shared_sampling_draws_through_the_loop(tiny_model_dir, monkeypatch):
     """`generate_shared` samples with the loop's draw, once per new token, and its shared prefill
-    gives the tokens the loop gives on the plain prompts; greedy decoding is transformers' own."""
+    gives the tokens the loop gives on the plain prompts; greedy decoding, beam search and beam
+    sampling run transformers' own loops."""
     import dynalign_hf.decoding as decoding
     from dynalign_hf.backend import load_model
     from dynalign_hf.sampling import generate_shared
@@ -130,8 +131,10 @@ def test_shared_sampling_draws_through_the_loop(tiny_model_dir, monkeypatch):
         shared = generate_shared(model, ids, mask, **settings)
     assert torch.equal(shared, reference)
     assert calls == [len(ids)] * 12
-    greedy = {"max_new_tokens": 6, "do_sample": False, "pad_token_id": tokenizer.pad_token_id}
     calls.clear()
-    with torch.no_grad():
-        assert torch.equal(generate_shared(model, ids, mask, **greedy), _sampled(model, ids, mask, greedy))
+    for other in ({"do_sample": False}, {"do_sample": False, "num_beams": 2}, {"do_sample": True, "num_beams": 2}):
+        settings = {"max_new_tokens": 6, "pad_token_id": tokenizer.pad_token_id, **other}  # keep their own loops
+        with torch.no_grad():
+            torch.manual_seed(11)
+            assert torch.equal(generate_shared(model, ids, mask, **settings), _sampled(model, ids, mask, settings))
     assert calls == []

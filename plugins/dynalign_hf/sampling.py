@@ -42,20 +42,36 @@ def generate_shared(
     Sampling keeps its distribution. With `sampler="race"` each token is drawn from vectorised
     uniforms (`dynalign_hf.decoding`), so a seed samples other tokens than the plain call; with
     `"multinomial"` (transformers' own draw) almost always the same tokens (the products
-    differ by float rounding, which can tip a near tie). `generate` is the model's own
-    generate method (default `model.generate`)."""
+    differ by float rounding, which can tip a near tie). Beam search and the other modes keep
+    their own loops and prefill each row (their rows are expanded after the prefill). `generate`
+    is the model's own generate method (default `model.generate`)."""
+    from transformers.generation.configuration_utils import GenerationMode
+
     from dynalign_hf.decoding import sample_loop
     from dynalign_hf.merged import merged_adapters
     from dynalign_hf.skinny import skinny_products
 
     generate = generate or model.generate
-    if sampler == "race":
-        kwargs.setdefault("custom_generate", sample_loop)
+    mode = _generation_mode(model, kwargs)
+    if mode == GenerationMode.SAMPLE and sampler == "race" and "custom_generate" not in kwargs:
+        kwargs["custom_generate"] = sample_loop
+    one_beam = mode in (GenerationMode.SAMPLE, GenerationMode.GREEDY_SEARCH)  # beams expand the rows
     with merged_adapters(model):
-        if input_ids.shape[1] >= 2:
+        if input_ids.shape[1] >= 2 and one_beam:
             kwargs = _prefilled_once(model, input_ids, attention_mask, preallocate_cache, kwargs)
         with skinny_products(model, products):
             return generate(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
+
+
+def _generation_mode(model: Any, kwargs: dict[str, Any]) -> Any:
+    """The `GenerationMode` of `generate(**kwargs)`: its generation config (or the model's) with
+    the call's settings on it. Sampling's loop (`dynalign_hf.decoding.sample_loop`) replaces
+    transformers' in `SAMPLE` only; the prefill is shared for one beam (greedy or sampled)."""
+    import copy
+
+    config = copy.deepcopy(kwargs.get("generation_config") or model.generation_config)
+    config.update(**{key: value for key, value in kwargs.items() if key != "generation_config"})
+    return config.get_generation_mode(kwargs.get("assistant_model"))
 
 
 def _prefilled_once(
