@@ -201,6 +201,7 @@ def test_models_it_cannot_serve_keep_the_copying_path(tiny_model_dir, monkeypatc
 def test_shared_prefix_is_exact_on_smollm2():
     from dynalign.api import SCORE_PREFIX, pointwise_messages
     from dynalign_hf.backend import load_model, resolve_model_path
+    from dynalign_hf.prefix import split_at_siblings
     from dynalign_hf.textgen import next_token_probs, render
     from dynalign_value_ca import collective_agency
 
@@ -219,8 +220,14 @@ def test_shared_prefix_is_exact_on_smollm2():
             answers.append(answer)
     assert_exact(model, tokenizer, texts, answers, batch_size=4)
 
-    # the judge's rubric (882 tokens) is the prefix every judged answer shares
-    judged = [render(tokenizer, pointwise_messages(value, p.prompt, p.better), SCORE_PREFIX) for p in pairs[:2]]
+    # the judge's rubric (882 tokens) is the prefix every judged answer shares, and each pair's
+    # two answers share their request after it
+    judged = [
+        render(tokenizer, pointwise_messages(value, p.prompt, answer), SCORE_PREFIX)
+        for p in pairs[:2]
+        for answer in (p.better, p.worse)
+    ]
+    assert all(split_at_siblings([tokenizer(t, add_special_tokens=False)["input_ids"] for t in judged])[1])
     shared = next_token_probs(model, tokenizer, judged, list("012345"), batch_size=2)
     assert_probs_exact(model, tokenizer, judged, shared, 1e-4)
 

@@ -48,6 +48,24 @@ def common_prefix_length(token_lists: Sequence[Sequence[int]]) -> int:
     return max(length, 0)
 
 
+def split_at_siblings(
+    token_lists: Sequence[Sequence[int]], least: int = MIN_SHARED_PREFIX
+) -> tuple[list[list[int]], list[list[int]]]:
+    """Each token list as (context, rest), for `forward_shared`: the context is the longest start
+    it shares with another list (a judge's prompts for the answers to one request share the
+    request) when that runs at least `least` tokens past what all lists share, else the whole
+    list with nothing after; lists with one context then compute it once."""
+    everyone = common_prefix_length(token_lists)
+    order = sorted(range(len(token_lists)), key=lambda i: list(token_lists[i]))
+    longest = [0] * len(token_lists)  # the longest start shared with another list: a neighbour's in order
+    for a, b in zip(order, order[1:]):
+        length = common_prefix_length([token_lists[a], token_lists[b]])
+        longest[a], longest[b] = max(longest[a], length), max(longest[b], length)
+    cuts = [length if length - everyone >= least else len(ids) for ids, length in zip(token_lists, longest)]
+    split = list(zip(token_lists, cuts))
+    return [list(ids[:cut]) for ids, cut in split], [list(ids[cut:]) for ids, cut in split]
+
+
 def cache_keyword(output: Any) -> str:
     """The name a forward pass's key/value cache goes by: transformers 5 renamed
     `past_key_values` to `cache` (the old name warns); older versions know only the old one."""
@@ -96,9 +114,11 @@ def forward_shared(
     pad_id: int,
     batch_size: int = 8,
     prefixes: PrefixStore | None = None,
+    last_only: bool = False,
 ) -> list[Any]:
     """`reduce(row, logits)` for every row, where `logits` (len(continuation) + 1, vocab) are
-    the model's logits predicting each continuation token and then the next one. No gradients;
+    the model's logits predicting each continuation token and then the next one (with
+    `last_only`, only the next one's, (1, vocab): the output layer runs on no other). No gradients;
     the model is put in eval mode for the call. Every context needs at least one token. With
     `prefixes` (only for a model that never changes), the shared prefix's cache is taken from
     it when it holds one (then the shared part is the stored prefix: what follows it is run as
@@ -141,9 +161,10 @@ def forward_shared(
                 for part in budgeted(rows, [len(continuations[row]) + 1 for _, row in rows], batch_size):
                     tails = [[chunk[local][-1], *continuations[row]] for local, row in part]
                     starts = [len(contexts[row]) - 1 for _, row in part]
-                    logits = run.tails(stage, [local for local, _ in part], tails, starts)
+                    logits = run.tails(stage, [local for local, _ in part], tails, starts, last_only)
                     for i, (_, row) in enumerate(part):
-                        results[row] = reduce(row, logits[i, : len(tails[i])].float())
+                        own = logits[i : i + 1] if last_only else logits[i, : len(tails[i])]
+                        results[row] = reduce(row, own.float())
     finally:
         model.train(was_training)
     return results
@@ -216,13 +237,9 @@ class SharedPass:
     def last_logits(self, chunk: Sequence[tuple[int, ...]]) -> Any:
         """Stages B and C in one pass, for contexts with nothing after them: the logits
         (len(chunk), vocab) each context of `chunk` gives its next token."""
-        import torch
-
         ids, mask = _right_padded([key[self.shared :] for key in chunk], self.pad_id, self.device)
-        lasts = mask.sum(dim=1) - 1
-        keep = torch.unique(lasts)  # the head runs on these columns only (sorted)
-        output = self._own_tokens(self._prefix_rows(len(chunk)), ids, mask, logits_to_keep=keep)
-        return output.logits[torch.arange(len(chunk), device=self.device), torch.searchsorted(keep, lasts)]
+        keep, pick = _last_positions(mask)
+        return pick(self._own_tokens(self._prefix_rows(len(chunk)), ids, mask, logits_to_keep=keep).logits)
 
     def _prefix_rows(self, rows: int) -> Any:
         """The cache a batch of `rows` starts from: the prefix's, one copy per row, when the
@@ -243,9 +260,12 @@ class SharedPass:
             cache, input_ids=ids, attention_mask=attention, position_ids=positions, logits_to_keep=logits_to_keep
         )
 
-    def tails(self, stage: _ContextStage, locals_: list[int], tails: list[list[int]], starts: list[int]) -> Any:
+    def tails(
+        self, stage: _ContextStage, locals_: list[int], tails: list[list[int]], starts: list[int], last_only: bool
+    ) -> Any:
         """Stage C: logits of each tail (a context's last token, then the continuation) on the
-        cache rows of its context (`locals_` index the chunk); `starts` are the tails' positions."""
+        cache rows of its context (`locals_` index the chunk); `starts` are the tails' positions.
+        With `last_only`, each tail's last position's only: (tails, vocab)."""
         import torch
 
         index = torch.tensor(locals_, dtype=torch.long, device=self.device)
@@ -261,4 +281,19 @@ class SharedPass:
         )
         attention = torch.cat(seen, dim=1)
         positions = torch.tensor(starts, device=self.device)[:, None] + torch.arange(ids.shape[1], device=self.device)
-        return self._run(cache, input_ids=ids, attention_mask=attention, position_ids=positions).logits
+        if not last_only:
+            return self._run(cache, input_ids=ids, attention_mask=attention, position_ids=positions).logits
+        keep, pick = _last_positions(tail_mask)
+        inputs = {"input_ids": ids, "attention_mask": attention, "position_ids": positions, "logits_to_keep": keep}
+        return pick(self._run(cache, **inputs).logits)
+
+
+def _last_positions(mask: Any) -> tuple[Any, Callable[[Any], Any]]:
+    """For right-padded rows with `mask`: the positions holding some row's last token (sorted,
+    what `logits_to_keep` takes), and a function picking each row's own from logits kept there."""
+    import torch
+
+    lasts = mask.sum(dim=1) - 1
+    keep = torch.unique(lasts)
+    rows = torch.arange(len(lasts), device=mask.device)
+    return keep, lambda logits: logits[rows, torch.searchsorted(keep, lasts)]

@@ -158,11 +158,12 @@ def next_token_probs(
     """For each already-rendered text, the probability of each choice as the next token.
 
     Judge prompts share a long rubric; that shared prefix is run once and its key/value cache
-    reused for every text (`dynalign_hf.prefix`), so each text costs only its own tokens.
+    reused for every text (`dynalign_hf.prefix`), and so is the request that the prompts for
+    several answers to it share, so each text costs only its own tokens.
     """
     import torch
 
-    from dynalign_hf.prefix import forward_shared
+    from dynalign_hf.prefix import forward_shared, split_at_siblings
 
     ids = choice_token_ids(tokenizer, choices)
     token_lists = [tokenizer(text, add_special_tokens=False)["input_ids"] for text in texts]
@@ -172,9 +173,11 @@ def next_token_probs(
         probs = torch.softmax(logits[-1], dim=-1)[ids]
         return {c: float(p) for c, p in zip(choices, probs.tolist())}
 
+    contexts, rests = split_at_siblings(token_lists)
     pad_id = _pad_id(tokenizer)
-    empty: list[list[int]] = [[] for _ in texts]
-    return forward_shared(model, token_lists, empty, reduce, pad_id=pad_id, batch_size=batch_size, prefixes=prefixes)
+    return forward_shared(
+        model, contexts, rests, reduce, pad_id=pad_id, batch_size=batch_size, prefixes=prefixes, last_only=True
+    )
 
 
 def _pad_id(tokenizer: Any) -> int:
