@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -127,6 +129,62 @@ def test_forwards_are_restored_when_the_block_fails(tiny_model_dir):
         assert all("forward" in vars(layer) for layer in lora_layers(model))
         raise RuntimeError("boom")
     assert all("forward" not in vars(layer) for layer in lora_layers(model))
+
+
+def test_a_block_inside_a_block_leaves_the_outer_merge_in_place(tiny_model_dir):
+    from dynalign_hf.merged import merged_adapters
+
+    model, _ = adapted(tiny_model_dir)
+    model.eval()
+    layers = lora_layers(model)
+    with merged_adapters(model) as outer:
+        forwards = [vars(layer)["forward"] for layer in layers]
+        with merged_adapters(model) as inner:
+            assert inner == 0 and outer == len(layers)
+        assert [vars(layer)["forward"] for layer in layers] == forwards  # the inner exit took none away
+    assert all("forward" not in vars(layer) for layer in layers)
+
+
+def test_the_live_policy_scores_through_merged_adapters(tiny_model_dir, monkeypatch):
+    """The handle's scoring calls merge the live policy's adapters for the call (the same
+    numbers); the reference's are disabled, so nothing is merged for it."""
+    from dynalign_hf import merged
+    from dynalign_hf.handle import HFPolicyHandle
+
+    model, tokenizer = adapted(tiny_model_dir, scale=0.5)
+
+    @contextmanager
+    def reference() -> Iterator[Any]:  # the initial policy: the same model, its adapters off
+        with model.disable_adapter():
+            yield model
+
+    handle = HFPolicyHandle(model, tokenizer, reference, batch_size=2)
+    conversations = [[{"role": "user", "content": PROMPT}]] * 3
+    answers = ["The moon pulls the sea.", "Water rises and falls twice a day.", "No."]
+    judged = [[{"role": "user", "content": f"{PROMPT} Rate: {a}"}] for a in answers]
+    model.eval()
+    with monkeypatch.context() as unmerged:
+        unmerged.setattr(merged, "_lora_linear_class", lambda: None)  # no LoRA layer found: the adapters' own forward
+        want = (handle.completion_logprobs(conversations, answers), handle.next_token_probs(judged, list("0123")))
+    counts: list[int] = []
+    merge = merged.merged_adapters
+
+    @contextmanager
+    def counted(model: Any) -> Iterator[int]:
+        with merge(model) as count:
+            counts.append(count)
+            yield count
+
+    monkeypatch.setattr(merged, "merged_adapters", counted)
+    got = (handle.completion_logprobs(conversations, answers), handle.next_token_probs(judged, list("0123")))
+    assert counts == [len(lora_layers(model))] * 2
+    for got_rows, want_rows in zip(got[0], want[0]):
+        assert got_rows == pytest.approx(want_rows, abs=1e-5)
+    for got_probs, want_probs in zip(got[1], want[1]):
+        assert got_probs == pytest.approx(want_probs, abs=1e-6)
+    counts.clear()
+    handle.completion_logprobs(conversations, answers, reference=True)
+    assert counts == [0]
 
 
 def test_sampling_without_adapters_does_not_import_peft():

@@ -53,6 +53,17 @@ class HFPolicyHandle(PolicyHandle):
         else:
             yield self.model
 
+    @contextmanager
+    def _scoring(self, reference: bool) -> Iterator[Any]:
+        """The model for a no-grad scoring call: the live policy's LoRA adapters merged into its
+        weights for the call (`dynalign_hf.merged`; a judge pass of 8 answers 0.87x the adapted
+        layers' time, the merge included: BENCHMARKS.md, issue 20 round 11); the reference, whose
+        adapters are disabled, as it is."""
+        from dynalign_hf.merged import merged_adapters
+
+        with self._model(reference) as model, merged_adapters(model):
+            yield model
+
     def _prefixes(self, reference: bool) -> PrefixStore | None:
         """Where prefix caches are kept across calls: for the reference only (the live model trains)."""
         return self._reference_prefixes if reference else None
@@ -110,7 +121,7 @@ class HFPolicyHandle(PolicyHandle):
         from dynalign_hf.textgen import next_token_probs, render
 
         texts = [render(self.tokenizer, c, assistant_prefix) for c in conversations]
-        with self._model(reference) as model:
+        with self._scoring(reference) as model:
             return next_token_probs(model, self.tokenizer, texts, choices, self.batch_size, self._prefixes(reference))
 
     def completion_logprobs(
@@ -129,7 +140,7 @@ class HFPolicyHandle(PolicyHandle):
         key = json.dumps([texts, [c if isinstance(c, str) else list(c) for c in completions]]) if reference else ""
         if key in self._reference_logprobs:
             return self._reference_logprobs[key]
-        with self._model(reference) as model:
+        with self._scoring(reference) as model:
             result = completion_logprobs(
                 model, self.tokenizer, texts, completions, self.batch_size, self._prefixes(reference)
             )
@@ -152,7 +163,7 @@ class HFPolicyHandle(PolicyHandle):
         from dynalign_hf.textgen import completion_topk, render
 
         texts = [render(self.tokenizer, c) for c in conversations]
-        with self._model(reference) as model:
+        with self._scoring(reference) as model:
             return completion_topk(
                 model, self.tokenizer, texts, completions, k, self.batch_size, self._prefixes(reference)
             )

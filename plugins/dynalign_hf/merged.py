@@ -1,12 +1,14 @@
-"""Sampling from a LoRA-trained policy through its adapters merged into one weight per layer.
+"""Sampling from and scoring with a LoRA-trained policy through its adapters merged into one weight per layer.
 
 A LoRA layer computes `x @ W.T + scale * (x @ A.T) @ B.T`: for SmolLM2 with adapters on all
 210 linear layers, that is 840 small extra operations per decoding step (two products, a
 scaling and a sum per layer), each bound by its call overhead, not its arithmetic; on a 2-core
-CPU they took about 15% of sampling a GRPO batch (BENCHMARKS.md, issue 20 round 7). Within
+CPU they took about 15% of sampling a GRPO batch (BENCHMARKS.md, issue 20 round 7), and a
+scoring pass pays them over every token it runs (a self-judged batch of 8 answers 1.15x its
+time with the merge: round 11). Within
 `merged_adapters(model)`, every adapted linear layer computes no-grad passes with one weight
 `W + scale * B @ A`, made once on entry and dropped on exit (a copy of the adapted weights:
-425 MB for SmolLM2, for the length of one generate call). It is the same function up to float
+425 MB for SmolLM2, for the length of one generate or scoring call). It is the same function up to float
 rounding, so sampling keeps its distribution (and almost always its tokens for a seed: a near
 tie between two tokens can tip, as one did in 12 steps of 8 x 48 tokens); the trained weights
 and adapters are not touched, and passes with gradients take the layer's own forward.
@@ -32,8 +34,9 @@ def _lora_linear_class() -> type | None:
 
 def _active_adapters(module: Any) -> list[str]:
     """The adapters of a peft LoRA linear layer that its forward would add, if every one is a
-    plain LoRA (no DoRA or other variant) that merging reproduces; else []."""
-    if module.merged or module.disable_adapters:
+    plain LoRA (no DoRA or other variant) that merging reproduces; else [] (also for a layer
+    an enclosing block already merged: its forward is an instance attribute)."""
+    if module.merged or module.disable_adapters or "forward" in vars(module):
         return []
     names = [name for name in module.active_adapters if name in module.lora_A]
     base = module.get_base_layer()
@@ -75,7 +78,8 @@ def _merged_forward(module: Any, weight: torch.Tensor) -> Any:
 def merged_adapters(model: Any) -> Iterator[int]:
     """Within the block, `model`'s LoRA linear layers compute no-grad passes with their active
     adapters merged into a temporary weight. Yields how many layers were merged (0 for a model
-    without adapters, or with adapters disabled, as the reference policy is)."""
+    without adapters, with adapters disabled, as the reference policy is, or within a block
+    that merged them already)."""
     lora_linear = _lora_linear_class()
     merged: list[Any] = []
     try:
