@@ -8,6 +8,8 @@ Each part runs in a fresh child process with the real SmolLM2-135M-Instruct, one
   measurement), no stages: median step time, its parts, peak memory;
 - `steps-g8`: the same with the paper's group shape, G = 8 samples of one prompt per step
   (the same 8 rows a step);
+- `steps-judge`: the paper's self-reward, the live policy judging each of G = 8 samples of one
+  prompt with a 0-5 score (`mode = "probability"`) instead of the contrast;
 - `eval`: the demo's eval stage with the base model as the aligned one (only time is
   measured), cache off, then on;
 - `eval-issue`: the same with the sections the demo's eval had when issue 20 was filed
@@ -69,12 +71,12 @@ def part_auto() -> dict:
     return {"seconds": seconds, "chosen": rewarder.auto_report["chosen"], "accuracy": measured}
 
 
-def part_steps(steps: int, groups: str = "num_generations = 4, prompts_per_step = 2") -> dict:
-    """A demo-recipe training run of `steps` steps (contrast signal, no stages), `groups` the
-    group shape."""
+def part_steps(steps: int, groups: str = "num_generations = 4, prompts_per_step = 2", mode: str = "contrast") -> dict:
+    """A demo-recipe training run of `steps` steps (the self-reward `mode`, no stages), `groups`
+    the group shape."""
     demo = Path(os.environ.get("BENCH_DEMO_CONFIG") or DEMO)  # the measured tree's recipe
     text = demo.read_text(encoding="utf-8").split("[[stages]]")[0]
-    text = text.replace('options = { mode = "auto" }', 'options = { mode = "contrast" }')
+    text = text.replace('options = { mode = "auto" }', f'options = {{ mode = "{mode}" }}')
     text = text.replace("max_steps = 14", f"max_steps = {steps}")
     demo_groups = "num_generations = 4, prompts_per_step = 2"
     if demo_groups not in text:  # the demo changed: never time another shape under this name
@@ -142,8 +144,9 @@ def child(part: str, steps: int) -> dict:
     """Run one part in this process (called in a child)."""
     if part == "steps":
         return part_steps(steps)
-    if part == "steps-g8":
-        return part_steps(steps, "num_generations = 8, prompts_per_step = 1")
+    if part in ("steps-g8", "steps-judge"):
+        mode = "probability" if part == "steps-judge" else "contrast"
+        return part_steps(steps, "num_generations = 8, prompts_per_step = 1", mode)
     result = part_auto() if part == "auto" else part_eval("issue" if part == "eval-issue" else "demo")
     result["peak_rss_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
     return result
