@@ -62,20 +62,15 @@ def main() -> None:
     args = parser.parse_args()
 
     import torch
-    from peft import LoraConfig, get_peft_model
 
     from dynalign.plugins import load_registry
     from dynalign_hf.backend import HFChatModel
     from dynalign_hf.sampling import generate_shared
+    from dynalign_hf.testing import trained_looking_lora
 
     value = load_registry().get("value", "ca").obj
     model, tokenizer = HFChatModel().loaded()
-    model = get_peft_model(model, LoraConfig(r=16, lora_alpha=32, target_modules="all-linear", task_type="CAUSAL_LM"))
-    with torch.no_grad():  # a trained-looking adapter: a fresh one (B = 0) adds nothing to the logits
-        generator = torch.Generator().manual_seed(0)
-        for name, parameter in model.named_parameters():
-            if "lora_B" in name:
-                parameter.copy_(torch.randn(parameter.shape, generator=generator) * 0.01)
+    model = trained_looking_lora(model)  # a fresh adapter (B = 0) would add nothing to the logits
     ids, mask = demo_sampling_batch(model, tokenizer, value)
     settings = {
         "max_new_tokens": args.tokens,

@@ -50,7 +50,6 @@ def main() -> None:
     args = parser.parse_args()
 
     import torch
-    from peft import LoraConfig, get_peft_model
 
     from dynalign.api import SCORE_PREFIX, pointwise_messages, score_choices
     from dynalign.plugins import load_registry
@@ -58,6 +57,7 @@ def main() -> None:
     from dynalign_hf.backend import HFChatModel
     from dynalign_hf.handle import HFPolicyHandle
     from dynalign_hf.prefix import forward_shared
+    from dynalign_hf.testing import trained_looking_lora
     from dynalign_hf.textgen import choice_token_ids, next_token_probs, render
 
     value = load_registry().get("value", "ca").obj
@@ -88,14 +88,7 @@ def main() -> None:
         result = timed({"whole": whole, "request-shared": request_shared}, args.repeats)
         print(json.dumps({"part": "pairs", "answers": len(texts), **result}), flush=True)
     if "group" in args.parts.split(","):
-        policy = get_peft_model(
-            model, LoraConfig(r=16, lora_alpha=32, target_modules="all-linear", task_type="CAUSAL_LM")
-        )
-        generator = torch.Generator().manual_seed(0)
-        with torch.no_grad():
-            for name, parameter in policy.named_parameters():
-                if "lora_B" in name:
-                    parameter.copy_(torch.randn(parameter.shape, generator=generator) * 0.01)
+        policy = trained_looking_lora(model)
         policy.eval()
         handle = HFPolicyHandle(policy, tokenizer, batch_size=8)
         answers = [a for p in pairs[:4] for a in (p.better, p.worse)]

@@ -138,17 +138,11 @@ def test_grown_cache_samples_what_generate_samples_on_smollm2():
     """The demo's sampling (SmolLM2, a LoRA adapter, temperature 1): identical tokens. The
     adapter is non-zero, as after training, so its merged sampling (`dynalign_hf.merged`) is
     tested too."""
-    from peft import LoraConfig, get_peft_model
-
     from dynalign_hf.backend import load_model, resolve_model_path
+    from dynalign_hf.testing import trained_looking_lora
 
     model, tokenizer = load_model(resolve_model_path("embedded:smollm2-135m-instruct"))
-    model = get_peft_model(model, LoraConfig(r=16, lora_alpha=32, target_modules="all-linear", task_type="CAUSAL_LM"))
-    generator = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for name, parameter in model.named_parameters():
-            if "lora_B" in name:
-                parameter.copy_(torch.randn(parameter.shape, generator=generator) * 0.01)
+    model = trained_looking_lora(model)
     model.eval()
     ids, mask = batch(tokenizer, 2)
     assert torch.equal(sample(model, ids, mask, 24), sample(model, ids, mask, 24, plain=True))

@@ -25,16 +25,10 @@ def fresh(tiny_model_dir: Any) -> tuple[Any, Any]:
 def adapted(tiny_model_dir: Any, scale: float = 0.05, **lora: Any) -> tuple[Any, Any]:
     """The tiny model with a LoRA adapter on every linear layer, its B matrices non-zero (as
     after training: a fresh adapter adds nothing, so merging it would prove nothing)."""
-    from peft import LoraConfig, get_peft_model
+    from dynalign_hf.testing import trained_looking_lora
 
     model, tokenizer = fresh(tiny_model_dir)
-    config = LoraConfig(r=4, lora_alpha=8, target_modules="all-linear", task_type="CAUSAL_LM", **lora)
-    model = get_peft_model(model, config)
-    generator = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for name, parameter in model.named_parameters():
-            if "lora_B" in name:
-                parameter.copy_(torch.randn(parameter.shape, generator=generator) * scale)
+    model = trained_looking_lora(model, rank=4, scale=scale, **lora)
     return model, tokenizer
 
 

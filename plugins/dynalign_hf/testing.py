@@ -5,6 +5,7 @@ plugins that need a real local model; `build_tiny_model` makes one anywhere."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -39,6 +40,24 @@ def build_tiny_model(folder: Path, tokenizer_source: Path | None = None) -> Path
     LlamaForCausalLM(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
+
+
+def trained_looking_lora(model: Any, rank: int = 16, scale: float = 0.01, **lora: Any) -> Any:
+    """`model` wrapped in a LoRA adapter on every linear layer (rank `rank`, alpha twice that,
+    other `LoraConfig` settings in `lora`) whose B matrices are drawn from N(0, scale^2), seed 0:
+    a fresh adapter (B = 0) adds nothing, so sampling or scoring through it would show nothing
+    of an adapter after training."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    config = LoraConfig(r=rank, lora_alpha=2 * rank, target_modules="all-linear", task_type="CAUSAL_LM", **lora)
+    model = get_peft_model(model, config)
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            if "lora_B" in name:
+                parameter.copy_(torch.randn(parameter.shape, generator=generator) * scale)
+    return model
 
 
 @pytest.fixture(scope="session")
