@@ -56,9 +56,9 @@ class HFPolicyHandle(PolicyHandle):
     @contextmanager
     def _scoring(self, reference: bool) -> Iterator[Any]:
         """The model for a no-grad scoring call: the live policy's LoRA adapters merged into its
-        weights for the call (`dynalign_hf.merged`; a judge pass of 8 answers 0.87x the adapted
-        layers' time, the merge included: BENCHMARKS.md, issue 20 round 11); the reference, whose
-        adapters are disabled, as it is."""
+        weights for the call (`dynalign_hf.merged`; a self-judged GRPO step's scoring took 0.84x
+        the adapters' own forward, the merge included: BENCHMARKS.md, issue 20 round 11); the
+        reference, whose adapters are disabled, as it is."""
         from dynalign_hf.merged import merged_adapters
 
         with self._model(reference) as model, merged_adapters(model):

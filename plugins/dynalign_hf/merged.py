@@ -4,8 +4,8 @@ A LoRA layer computes `x @ W.T + scale * (x @ A.T) @ B.T`: for SmolLM2 with adap
 210 linear layers, that is 840 small extra operations per decoding step (two products, a
 scaling and a sum per layer), each bound by its call overhead, not its arithmetic; on a 2-core
 CPU they took about 15% of sampling a GRPO batch (BENCHMARKS.md, issue 20 round 7), and a
-scoring pass pays them over every token it runs (a self-judged batch of 8 answers 1.15x its
-time with the merge: round 11). Within
+scoring pass pays them over every token it runs (a self-judged GRPO step's scoring took 0.84x
+with the adapters merged, the merge included: round 11). Within
 `merged_adapters(model)`, every adapted linear layer computes no-grad passes with one weight
 `W + scale * B @ A`, made once on entry and dropped on exit (a copy of the adapted weights:
 425 MB for SmolLM2, for the length of one generate or scoring call). It is the same function up to float
