@@ -56,8 +56,8 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=64)
     parser.add_argument(
         "--variants",
-        default="plain,shared-prefill,shared-prefill-multinomial,shared-prefill-unmerged,shared-prefill-linear,shared-prefill-weight-first,"
-        "shared-prefill-packed,shared-prefill-concat,static-cache,one-thread,compiled",
+        default="plain,shared-prefill,shared-prefill-multinomial,shared-prefill-unmerged,shared-prefill-linear,"
+        "shared-prefill-weight-first,shared-prefill-packed,shared-prefill-concat,static-cache,one-thread,compiled",
     )
     args = parser.parse_args()
 
